@@ -1,7 +1,7 @@
 """Data maps: the dataset-cartography figure of Swayamdipta et al. (2020).
 
 matplotlib is imported only inside :func:`plot_data_map`, so importing this module (or
-``datacarto``) stays cheap and works without the ``plot`` extra installed.
+``datacarto``) stays cheap: matplotlib's import cost is paid only when a map is drawn.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._deps import require
 from .._validation import to_numpy
 from ..errors import InputError
 
@@ -325,8 +324,6 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
         out-of-range values (the message names the parameter, the first bad index and its
         value, e.g. ``"variability[17] = 0.73 is outside [0, 0.5]"``), when ``regions`` holds
         an unknown name, or when ``out`` has an unsupported extension.
-    datacarto.errors.MissingDependencyError
-        When matplotlib is not installed (``pip install 'datacarto[plot]'``).
 
     Notes
     -----
@@ -365,7 +362,6 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
         raise InputError(f"dpi must be a positive number; got {dpi!r}")
     target = _check_out(out)
 
-    require("matplotlib", extra="plot", feature="plot_data_map")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -1,0 +1,62 @@
+"""The ``datacarto`` command line (VISION.md §5, contract).
+
+A thin dispatcher: each subcommand lives in its own module under :mod:`datacarto.commands`
+and defines ``add_parser(subparsers)``, which registers its options and sets ``func``.
+Any :class:`~datacarto.errors.DatacartoError` (or an OS error such as a missing file) becomes
+one line on stderr and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from . import commands
+from ._version import __version__
+from .errors import DatacartoError
+
+EXIT_USAGE_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datacarto",
+        description="Dataset cartography: map a dataset by how a model learns it, find label errors, "
+                    "select training data.")
+    parser.add_argument("--version", action="version", version=f"datacarto {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{info.name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 on success, 2 on a user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DatacartoError as err:
+        if args.debug:
+            raise
+        print(f"datacarto: error: {err}", file=sys.stderr)
+        return EXIT_USAGE_ERROR
+    except OSError as err:
+        if args.debug:
+            raise
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"datacarto: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE_ERROR
+    except KeyboardInterrupt:
+        print("datacarto: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

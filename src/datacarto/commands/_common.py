@@ -1,0 +1,41 @@
+"""Helpers shared by CLI subcommands: run loading, output paths, progress lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..run import Run, load
+
+
+def add_metric_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that computes metrics accepts."""
+    parser.add_argument("--epochs", metavar="FIRST:LAST",
+                        help="inclusive 1-based epoch window, e.g. 2:6, 3: or :5 (allenai's --burn_out B is :B)")
+    parser.add_argument("--include-ci", action="store_true",
+                        help="Active-Bias variability sqrt(v + v^2/(E-1)) (allenai's --include_ci)")
+    parser.add_argument("--regions", choices=("corners", "quantile", "threshold"), default="corners",
+                        help="how regions are assigned (see datacarto.regions); default: corners")
+
+
+def run_metrics(args: argparse.Namespace) -> tuple[Run, pd.DataFrame]:
+    """Load ``args.run`` and compute its metrics with the common options."""
+    run = load(args.run)
+    metrics = run.metrics(epochs=args.epochs, include_ci=args.include_ci,
+                          regions={"method": args.regions})
+    return run, metrics
+
+
+def default_output(run_dir: str | Path, name: str, given: str | None) -> Path:
+    """``given`` if set, else ``RUN/name``."""
+    return Path(given) if given else Path(run_dir) / name
+
+
+def info(message: str, *, quiet: bool = False, **_: Any) -> None:
+    """A progress/status line on stderr (stdout stays clean for data)."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)

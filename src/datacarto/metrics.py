@@ -1,0 +1,297 @@
+"""Per-example training-dynamics metrics (VISION.md §2, contract).
+
+Arrays are (n_examples, n_epochs[, n_classes]); results are (n_examples,) in the input's row
+order (for a run: ascending id). Public functions validate their input once and call a private
+twin that assumes valid input; pipelines call the twins. Everything is computed in float64.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._validation import check_float_array, check_labels, to_numpy
+from .dynamics import TrainingDynamics
+from .errors import InputError
+
+__all__ = ["aggregate_runs", "aum", "compute_metrics", "confidence", "correctness", "entropy",
+           "first_learned_epoch", "forgetting_events", "never_learned", "threshold_closeness",
+           "variability"]
+
+#: Columns that are averaged (and get a ``_std``) when aggregating several runs.
+NUMERIC_COLUMNS = ("confidence", "variability", "correctness", "forgetting_events",
+                   "threshold_closeness", "aum", "entropy", "mean_loss", "label_error_score")
+
+
+def _probs(x: Any, name: str = "gold_probs") -> np.ndarray:
+    return check_float_array(x, name=name, ndim=2, low=0.0, high=1.0)
+
+
+def _bool2d(x: Any, name: str = "correct") -> np.ndarray:
+    arr = to_numpy(x)
+    if arr.ndim != 2 or arr.size == 0:
+        raise InputError(f"{name} must be a non-empty 2-D (n_examples, n_epochs) array; got shape "
+                         f"{arr.shape}.")
+    if arr.dtype != bool:
+        if not np.isin(arr, (0, 1)).all():
+            raise InputError(f"{name} must hold booleans (or 0/1).")
+        arr = arr.astype(bool)
+    return arr
+
+
+def confidence(gold_probs: Any, /) -> np.ndarray:
+    """Mean gold-label probability across epochs: ``mu_i = (1/E) sum_e p_ie``.
+
+    Examples
+    --------
+    >>> confidence([[0.2, 0.6], [0.9, 0.9]])
+    array([0.4, 0.9])
+    """
+    return _confidence(_probs(gold_probs))
+
+
+def _confidence(p: np.ndarray) -> np.ndarray:
+    return p.mean(axis=1)
+
+
+def variability(gold_probs: Any, /, *, include_ci: bool = False) -> np.ndarray:
+    """Spread of the gold-label probability across epochs.
+
+    ``sigma_i = sqrt((1/E) sum_e (p_ie - mu_i)^2)``: the population std (ddof=0), as in
+    Swayamdipta et al. (2020). With ``include_ci`` the Active-Bias variant (allenai's
+    ``--include_ci``): ``sqrt(v + v^2 / (E - 1))`` with ``v = sigma_i^2``.
+
+    Examples
+    --------
+    >>> variability([[0.2, 0.6], [0.9, 0.9]])
+    array([0.2, 0. ])
+    """
+    p = _probs(gold_probs)
+    if include_ci and p.shape[1] < 2:
+        raise InputError("variability(include_ci=True) needs at least 2 epochs; got 1.")
+    return _variability(p, include_ci=include_ci)
+
+
+def _variability(p: np.ndarray, *, include_ci: bool = False) -> np.ndarray:
+    v = p.var(axis=1)
+    if include_ci and p.shape[1] > 1:
+        return np.sqrt(v + v * v / (p.shape[1] - 1))
+    return np.sqrt(v)
+
+
+def correctness(preds: Any, labels: Any, /) -> np.ndarray:
+    """Fraction of epochs whose argmax equals the gold label: ``(1/E) sum_e 1[yhat_ie = y_i]``.
+
+    Examples
+    --------
+    >>> correctness([[1, 0, 0], [2, 2, 2]], [0, 1])
+    array([0.66666667, 0.        ])
+    """
+    pred = to_numpy(preds)
+    if pred.ndim != 2 or pred.size == 0:
+        raise InputError(f"preds must be a non-empty 2-D (n_examples, n_epochs) array; got shape "
+                         f"{pred.shape}.")
+    lab = check_labels(labels, n_classes=None)
+    if len(lab) != pred.shape[0]:
+        raise InputError(f"labels has {len(lab)} entries but preds has {pred.shape[0]} rows.")
+    return _correctness(pred == lab[:, None])
+
+
+def _correctness(correct: np.ndarray) -> np.ndarray:
+    return correct.mean(axis=1, dtype=np.float64)
+
+
+def forgetting_events(correct: Any, /) -> np.ndarray:
+    """Count of epochs e >= 2 with ``correct[e-1] and not correct[e]`` (Toneva et al. 2019).
+
+    Examples
+    --------
+    >>> forgetting_events([[True, False, True, False], [False, False, False, False]])
+    array([2, 0])
+    """
+    return _forgetting_events(_bool2d(correct))
+
+
+def _forgetting_events(c: np.ndarray) -> np.ndarray:
+    return (c[:, :-1] & ~c[:, 1:]).sum(axis=1).astype(np.int64)
+
+
+def never_learned(correct: Any, /) -> np.ndarray:
+    """True for examples never predicted correctly in any epoch (allenai writes forgetfulness 1000)."""
+    return ~_bool2d(correct).any(axis=1)
+
+
+def first_learned_epoch(correct: Any, /, epochs: Any = None) -> np.ndarray:
+    """First epoch from which the example stays correct to the end; NaN if wrong at the last epoch.
+
+    Examples
+    --------
+    >>> first_learned_epoch([[False, True, True], [True, False, True], [True, True, False]])
+    array([ 2.,  3., nan])
+    """
+    c = _bool2d(correct)
+    ep = np.arange(1, c.shape[1] + 1) if epochs is None else to_numpy(epochs)
+    if len(ep) != c.shape[1]:
+        raise InputError(f"epochs has {len(ep)} entries but correct has {c.shape[1]} columns.")
+    return _first_learned_epoch(c, np.asarray(ep, dtype=np.float64))
+
+
+def _first_learned_epoch(c: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    n_epochs = c.shape[1]
+    rev = c[:, ::-1]
+    # length of the run of correct epochs at the end of training
+    trailing = np.where(rev.all(axis=1), n_epochs, np.argmin(rev, axis=1))
+    out = np.full(c.shape[0], np.nan)
+    learned = trailing > 0
+    out[learned] = epochs[n_epochs - trailing[learned]]
+    return out
+
+
+def threshold_closeness(confidence: Any, /) -> np.ndarray:
+    """``mu_i (1 - mu_i)``: largest (0.25) for examples at the decision threshold.
+
+    Examples
+    --------
+    >>> threshold_closeness([0.5, 1.0])
+    array([0.25, 0.  ])
+    """
+    mu = check_float_array(confidence, name="confidence", ndim=1, low=0.0, high=1.0)
+    return mu * (1.0 - mu)
+
+
+def aum(margins: Any, /, *, skip_first: bool = True) -> np.ndarray:
+    """Area under the margin (Pleiss et al. 2020): mean over epochs of ``z[y] - max_{k != y} z[k]``.
+
+    Computed on logits. With ``skip_first`` (the default, VISION.md §2) the first recorded epoch
+    is left out when there is more than one.
+
+    Examples
+    --------
+    >>> aum([[-5.0, 1.0, 3.0]])
+    array([2.])
+    """
+    return _aum(check_float_array(margins, name="margins", ndim=2), skip_first=skip_first)
+
+
+def _aum(m: np.ndarray, *, skip_first: bool = True) -> np.ndarray:
+    if skip_first and m.shape[1] > 1:
+        m = m[:, 1:]
+    return m.mean(axis=1, dtype=np.float64)
+
+
+def entropy(logits: Any, /) -> np.ndarray:
+    """Mean over epochs of the predictive entropy ``-sum_k q_k log q_k``, ``q = softmax(z)`` (nats).
+
+    ``logits`` is (n_examples, n_epochs, n_classes).
+
+    Examples
+    --------
+    >>> entropy([[[0.0, 0.0]]]).round(4)
+    array([0.6931])
+    """
+    return _entropy(check_float_array(logits, name="logits", ndim=3))
+
+
+def _entropy(z: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    out = np.empty(z.shape[0])
+    for start in range(0, z.shape[0], chunk):  # bounds the float64 temporaries
+        block = z[start:start + chunk].astype(np.float64)
+        block = block - block.max(axis=2, keepdims=True)
+        log_q = block - np.log(np.exp(block).sum(axis=2, keepdims=True))
+        out[start:start + chunk] = -(np.exp(log_q) * log_q).sum(axis=2).mean(axis=1)
+    return out
+
+
+def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
+                    regions: dict[str, Any] | None = None,
+                    label_errors: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Every per-example column of VISION.md §2 as a DataFrame, one row per id (ascending).
+
+    Columns: id, label, label_name, confidence, variability, correctness, forgetting_events,
+    never_learned, first_learned_epoch, threshold_closeness, aum, entropy (NaN without stored
+    logits), mean_loss, region, label_error_score, suggested_label, suggested_label_name,
+    is_label_error.
+
+    ``regions`` and ``label_errors`` pass options to :func:`datacarto.regions.assign_regions`
+    and :func:`datacarto.label_errors.detect_label_errors`.
+    """
+    from .label_errors import detect_label_errors
+    from .regions import assign_regions
+
+    if dynamics.n_epochs == 1:
+        warnings.warn("only 1 epoch recorded: variability is 0 for every example", UserWarning,
+                      stacklevel=2)
+    p = dynamics.gold_prob.astype(np.float64)
+    correct = dynamics.pred == dynamics.labels[:, None]
+    conf = _confidence(p)
+    var = _variability(p, include_ci=include_ci)
+    classes = np.asarray(dynamics.classes, dtype=object)
+    frame = pd.DataFrame({
+        "id": dynamics.ids,
+        "label": dynamics.labels,
+        "label_name": classes[dynamics.labels],
+        "confidence": conf,
+        "variability": var,
+        "correctness": _correctness(correct),
+        "forgetting_events": _forgetting_events(correct),
+        "never_learned": ~correct.any(axis=1),
+        "first_learned_epoch": pd.array(_first_learned_epoch(correct, dynamics.epochs.astype(float)),
+                                        dtype="Int64"),
+        "threshold_closeness": conf * (1.0 - conf),
+        "aum": _aum(dynamics.margin.astype(np.float64)),
+        "entropy": _entropy(dynamics.logits) if dynamics.logits is not None else np.nan,
+        "mean_loss": dynamics.loss.astype(np.float64).mean(axis=1),
+    })
+    frame["region"] = assign_regions(conf, var, **(regions or {}))
+    flags = detect_label_errors(dynamics, confidence=conf, variability=var, **(label_errors or {}))
+    frame["label_error_score"] = flags["label_error_score"]
+    frame["suggested_label"] = flags["suggested_label"]
+    frame["suggested_label_name"] = classes[flags["suggested_label"]]
+    frame["is_label_error"] = flags["is_label_error"]
+    frame.attrs["epochs"] = dynamics.epochs.tolist()
+    frame.attrs["classes"] = list(dynamics.classes)
+    return frame
+
+
+def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Mean and population std of every numeric metric across runs of the same data, per id.
+
+    Each numeric column keeps its name for the mean and gains ``<name>_std``; ``n_runs`` counts
+    the runs. Regions are recomputed from the mean confidence and variability; the label-error
+    flag is kept where a majority of runs flag it, with the most frequent suggestion.
+    """
+    from .regions import assign_regions
+
+    if not frames:
+        raise InputError("aggregate_runs needs at least one metrics frame.")
+    base = frames[0]
+    for i, other in enumerate(frames[1:], start=2):
+        if len(other) != len(base) or not np.array_equal(other["id"].to_numpy(), base["id"].to_numpy()):
+            raise InputError(f"aggregate_runs: run {i} has different ids from run 1; aggregate only "
+                             "runs over the same examples.")
+        if not np.array_equal(other["label"].to_numpy(), base["label"].to_numpy()):
+            raise InputError(f"aggregate_runs: run {i} has different labels from run 1.")
+    out = base[["id", "label", "label_name"]].copy()
+    cols = [c for c in NUMERIC_COLUMNS if c in base.columns]
+    for col in cols:
+        stack = np.stack([f[col].to_numpy(dtype=np.float64) for f in frames])
+        out[col] = stack.mean(axis=0)
+        out[f"{col}_std"] = stack.std(axis=0)
+    out["n_runs"] = len(frames)
+    out["region"] = assign_regions(out["confidence"].to_numpy(), out["variability"].to_numpy(),
+                                   **(regions or {}))
+    flags = np.stack([f["is_label_error"].to_numpy(dtype=bool) for f in frames])
+    out["is_label_error"] = flags.mean(axis=0) > 0.5
+    suggestions = np.stack([f["suggested_label"].to_numpy() for f in frames])
+    k = int(suggestions.max()) + 1
+    counts = np.zeros((len(base), k), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(len(base)), len(frames)), suggestions.T.reshape(-1)), 1)
+    out["suggested_label"] = counts.argmax(axis=1)
+    names = np.asarray(base.attrs.get("classes") or sorted(set(base["label_name"])), dtype=object)
+    if len(names) > out["suggested_label"].max():
+        out["suggested_label_name"] = names[out["suggested_label"].to_numpy()]
+    out.attrs.update(base.attrs)
+    return out

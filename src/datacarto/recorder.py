@@ -1,0 +1,389 @@
+"""Recorder: the framework-agnostic core that every integration feeds (VISION.md §3).
+
+Call ``update(ids, outputs, labels)`` for each batch, ``end_epoch()`` after each epoch and
+``close()`` at the end (or use it as a context manager). Outputs are logits (n, K) by default,
+or probabilities when constructed with ``inputs="probs"``. Numpy arrays, lists and torch /
+TensorFlow / JAX tensors are accepted; no framework is imported here.
+
+Each epoch is de-duplicated by id (distributed samplers pad ranks with repeated examples),
+checked against the ids of earlier epochs, sorted by id and, when the recorder has a path,
+committed atomically as one Parquet shard before ``run.json`` lists it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+from . import store
+from ._validation import check_float_array, check_ids, check_labels, check_option, to_numpy
+from .dynamics import TrainingDynamics, derive_from_logits
+from .errors import InputError, StateError
+
+CAPTURE_MODES = ("pass", "eval")
+INPUT_KINDS = ("logits", "probs")
+DUPLICATE_POLICIES = ("error", "first")
+#: Probabilities are clipped to this before the log so that p = 0 gives a finite logit.
+_MIN_PROB = 1e-12
+#: Duplicate rows in one epoch count as "identical" within this absolute tolerance.
+_DUPLICATE_ATOL = 1e-6
+
+
+class Recorder:
+    """Streaming accumulator of per-example training dynamics.
+
+    Parameters
+    ----------
+    path : str, Path or None
+        Run directory to write (created if missing; an existing run is continued, its epoch
+        numbering carried on). ``None`` keeps everything in memory.
+    classes : list of str, optional
+        Class names; defines K. Or give ``num_classes`` (names become "0".."K-1"). When neither
+        is given, K is taken from the first batch.
+    capture : {"pass", "eval"}
+        Stored in metadata: logits from the training forward pass, or from an extra
+        inference pass at epoch end.
+    inputs : {"logits", "probs"}
+        What ``update`` receives. Probabilities are stored as log-probabilities, which give the
+        same softmax, argmax and margin as logits.
+    on_duplicate : {"error", "first"}
+        An id seen twice in an epoch with identical values is always kept once; with different
+        values (e.g. a padded duplicate seen twice with dropout on) "error" raises and "first"
+        keeps the first occurrence.
+    max_logit_classes : int
+        Store full logits when K is at most this.
+
+    ``update(ids, outputs, labels)`` takes ids (n,) int or str, outputs (n, K) and labels (n,)
+    int in 0..K-1. ``to_dynamics()`` returns a :class:`TrainingDynamics` of all committed
+    epochs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rec = Recorder(None, num_classes=2)
+    >>> rec.update([10, 11], np.array([[2.0, 0.0], [0.0, 1.0]]), [0, 0])
+    >>> rec.end_epoch()
+    1
+    >>> rec.to_dynamics().pred[:, 0].tolist()
+    [0, 1]
+    """
+
+    def __init__(self, path: str | Path | None = None, *, classes: list[str] | None = None,
+                 num_classes: int | None = None, capture: Literal["pass", "eval"] = "pass",
+                 inputs: Literal["logits", "probs"] = "logits", seed: int | None = None,
+                 data_fingerprint: str | None = None,
+                 on_duplicate: Literal["error", "first"] = "error",
+                 max_logit_classes: int = store.DEFAULT_MAX_LOGIT_CLASSES,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self.classes = None if classes is None else [str(c) for c in classes]
+        self.num_classes = num_classes
+        self.capture = capture
+        self.inputs = inputs
+        self.seed = seed
+        self.data_fingerprint = data_fingerprint
+        self.on_duplicate = on_duplicate
+        self.max_logit_classes = max_logit_classes
+        self.meta = dict(meta or {})
+        self._reset_state()
+
+    # ------------------------------------------------------------------ state
+    def _reset_state(self) -> None:
+        self._opened = False
+        self._closed = False
+        self._run_meta: dict[str, Any] | None = None
+        self._epoch = 0  # last committed epoch number
+        self._batch = 0
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._known_ids: np.ndarray | None = None
+        self._known_labels: np.ndarray | None = None
+        self._memory: list[dict[str, Any]] = []  # committed epochs when path is None
+
+    def reset(self) -> None:
+        """Forget everything not yet written; an on-disk run is left as committed."""
+        self._reset_state()
+
+    @property
+    def epoch(self) -> int:
+        """Number of the epoch being recorded now (1-based)."""
+        self._open()
+        return self._epoch + 1
+
+    def _where(self) -> str:
+        return f"Recorder.update (epoch {self._epoch + 1}, batch {self._batch})"
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        check_option(self.capture, CAPTURE_MODES, name="capture", where="Recorder")
+        check_option(self.inputs, INPUT_KINDS, name="inputs", where="Recorder")
+        check_option(self.on_duplicate, DUPLICATE_POLICIES, name="on_duplicate", where="Recorder")
+        if self.num_classes is not None and self.classes is not None and \
+                len(self.classes) != self.num_classes:
+            raise InputError(f"Recorder: classes has {len(self.classes)} names but num_classes is "
+                             f"{self.num_classes}.")
+        if self.classes is not None:
+            self.num_classes = len(self.classes)
+        if self.num_classes is not None and self.num_classes < 2:
+            raise InputError(f"Recorder: num_classes must be at least 2; got {self.num_classes}.")
+        if self.path is not None and (self.path / store.RUN_FILE).exists():
+            self._resume_from_disk()
+        self._opened = True
+
+    def _resume_from_disk(self) -> None:
+        assert self.path is not None
+        meta = store.read_run_json(self.path)
+        if self.classes is not None and list(meta["classes"]) != self.classes:
+            raise InputError(f"{self.path}: run has classes {meta['classes']} but the Recorder was "
+                             f"given {self.classes}.")
+        if self.num_classes is not None and meta["num_classes"] != self.num_classes:
+            raise InputError(f"{self.path}: run has {meta['num_classes']} classes but the Recorder "
+                             f"was given num_classes={self.num_classes}.")
+        self.classes = list(meta["classes"])
+        self.num_classes = len(self.classes)
+        self._run_meta = meta
+        if meta["epochs"]:
+            last = max(int(e) for e in meta["epochs"])
+            paths = [self.path / n for n in meta["shards"][str(last)]]
+            cols = store.read_epoch(self.path, meta, last, paths, columns=["id", "label"])
+            self._known_ids, self._known_labels = cols["id"], cols["label"].astype(np.int64)
+            self._epoch = last
+
+    # ----------------------------------------------------------------- update
+    def update(self, ids: Any, outputs: Any, labels: Any) -> None:
+        """Add one batch: ids (n,), outputs (n, K) logits or probs, labels (n,) in 0..K-1."""
+        if self._closed:
+            raise StateError("Recorder.update() was called after close().")
+        self._open()
+        self._batch += 1
+        where = self._where()
+        ids_arr = check_ids(ids, where=where)
+        out = to_numpy(outputs)
+        if out.ndim == 1 and self.num_classes is None:
+            raise InputError(f"{where}: outputs must be 2-D (n, K); got shape {out.shape}. "
+                             "Pass the model's logits, not predicted classes.")
+        out = check_float_array(out, name="outputs", ndim=2, where=where)
+        if self.num_classes is None:
+            if out.shape[1] < 2:
+                raise InputError(f"{where}: outputs have {out.shape[1]} column; a classifier needs "
+                                 "K >= 2 logits per row (for a binary sigmoid, pass [-z/2, z/2]).")
+            self.num_classes = int(out.shape[1])
+        if out.shape[1] != self.num_classes:
+            raise InputError(f"{where}: outputs have {out.shape[1]} columns but the run has "
+                             f"{self.num_classes} classes.")
+        lab = check_labels(labels, n_classes=self.num_classes, where=where, ids=ids_arr)
+        if not (len(ids_arr) == out.shape[0] == len(lab)):
+            raise InputError(f"{where}: ids has {len(ids_arr)} entries, outputs has {out.shape[0]} "
+                             f"rows and labels has {len(lab)}; they must match.")
+        if self.inputs == "probs":
+            if (out < 0).any() or (out > 1).any() or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+                i = int(np.argmax((out < 0).any(axis=1) | (out > 1).any(axis=1)
+                                  | ~np.isclose(out.sum(axis=1), 1.0, atol=1e-3)))
+                raise InputError(f"{where}: outputs row {i} (id={ids_arr[i]!r}) is not a probability "
+                                 "vector (values in [0, 1] summing to 1).")
+            out = np.log(np.clip(out, _MIN_PROB, 1.0))
+        elif self._batch == 1 and self._looks_like_probs(out):
+            warnings.warn(f"{where}: every output row is non-negative and sums to 1; these look like "
+                          "probabilities. Construct the Recorder with inputs='probs' if so.",
+                          UserWarning, stacklevel=2)
+        if self._pending and self._pending[0][0].dtype.kind != ids_arr.dtype.kind:
+            raise InputError(f"{where}: ids are {_id_kind(ids_arr)} but earlier batches had "
+                             f"{_id_kind(self._pending[0][0])} ids.")
+        self._pending.append((ids_arr, out.astype(np.float32), lab))
+
+    @staticmethod
+    def _looks_like_probs(out: np.ndarray) -> bool:
+        return bool(out.shape[0] > 1 and (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-6))
+
+    # -------------------------------------------------------------- end_epoch
+    def end_epoch(self) -> int:
+        """Commit the batches seen since the last call as the next epoch; return its number."""
+        if self._closed:
+            raise StateError("Recorder.end_epoch() was called after close().")
+        self._open()
+        epoch = self._epoch + 1
+        if not self._pending:
+            raise StateError(f"Recorder.end_epoch(): epoch {epoch} has no rows. HINT: call update() "
+                             "for each batch, then end_epoch().")
+        ids, logits, labels = self._collect(epoch)
+        derived = derive_from_logits(logits, labels)
+        keep_logits = logits if self.num_classes <= self.max_logit_classes else None
+        if self.path is not None:
+            self._commit(epoch, ids, labels, derived, keep_logits)
+        else:
+            self._memory.append({"epoch": epoch, "ids": ids, "labels": labels,
+                                 "logits": keep_logits, **derived})
+        self._known_ids, self._known_labels = ids, labels
+        self._epoch = epoch
+        self._pending = []
+        self._batch = 0
+        return epoch
+
+    def _collect(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids = np.concatenate([p[0] for p in self._pending])
+        logits = np.concatenate([p[1] for p in self._pending])
+        labels = np.concatenate([p[2] for p in self._pending])
+        order = np.argsort(ids, kind="stable")
+        ids, logits, labels = ids[order], logits[order], labels[order]
+        dup = np.zeros(len(ids), dtype=bool)
+        dup[1:] = ids[1:] == ids[:-1]
+        if dup.any():
+            first = np.flatnonzero(~dup)
+            group = np.cumsum(~dup) - 1  # index into `first` for every row
+            ref = first[group]
+            differs = (labels != labels[ref]) | ~np.all(
+                np.isclose(logits, logits[ref], atol=_DUPLICATE_ATOL, rtol=0), axis=1)
+            if (labels != labels[ref]).any():
+                i = int(np.argmax(labels != labels[ref]))
+                raise InputError(f"Recorder.end_epoch (epoch {epoch}): id {ids[i]!r} was seen with "
+                                 f"labels {labels[ref[i]]} and {labels[i]}.")
+            if differs.any() and self.on_duplicate == "error":
+                i = int(np.argmax(differs))
+                raise InputError(
+                    f"Recorder.end_epoch (epoch {epoch}): id {ids[i]!r} was seen twice with different "
+                    "outputs. Each example must be seen once per epoch; if a sampler repeats "
+                    "examples on purpose, construct the Recorder with on_duplicate='first'.")
+            ids, logits, labels = ids[~dup], logits[~dup], labels[~dup]
+        if self._known_ids is not None:
+            self._check_same_examples(epoch, ids, labels)
+        return ids, logits, labels
+
+    def _check_same_examples(self, epoch: int, ids: np.ndarray, labels: np.ndarray) -> None:
+        known = self._known_ids
+        assert known is not None and self._known_labels is not None
+        if known.dtype.kind != ids.dtype.kind:
+            raise InputError(f"Recorder.end_epoch (epoch {epoch}): ids are {_id_kind(ids)} but earlier "
+                             f"epochs had {_id_kind(known)} ids.")
+        if not np.array_equal(known, ids):
+            missing = np.setdiff1d(known, ids)
+            extra = np.setdiff1d(ids, known)
+            parts = []
+            if len(missing):
+                parts.append(f"misses {len(missing)} of {len(known)} ids (first: {_preview(missing)})")
+            if len(extra):
+                parts.append(f"has {len(extra)} ids not seen in earlier epochs (first: {_preview(extra)})")
+            raise InputError(f"epoch {epoch} {' and '.join(parts)}; every example must be seen once "
+                             "per epoch.")
+        changed = labels != self._known_labels
+        if changed.any():
+            i = int(np.argmax(changed))
+            raise InputError(f"epoch {epoch}: id {ids[i]!r} has label {labels[i]} but had "
+                             f"{self._known_labels[i]} in earlier epochs; labels must not change "
+                             "during a run.")
+
+    def _commit(self, epoch: int, ids: np.ndarray, labels: np.ndarray,
+                derived: dict[str, np.ndarray], logits: np.ndarray | None) -> None:
+        assert self.path is not None
+        if self._run_meta is None:
+            self._run_meta = store.new_run_meta(
+                classes=self.classes or [str(k) for k in range(self.num_classes or 0)],
+                capture=self.capture, inputs=self.inputs, seed=self.seed,
+                data_fingerprint=self.data_fingerprint, id_type=_id_kind(ids),
+                logits_stored=logits is not None, extra=self.meta)
+        name = store.shard_name(epoch)
+        store.write_shard(self.path / name, epoch=epoch, ids=ids, labels=labels,
+                          derived=derived, logits=logits)
+        meta = dict(self._run_meta)
+        meta["epochs"] = sorted(set(meta["epochs"]) | {epoch})
+        meta["shards"] = {**meta["shards"], str(epoch): [name]}
+        store.write_run_json(self.path, meta)
+        self._run_meta = meta
+
+    # ------------------------------------------------------------ results/IO
+    def to_dynamics(self) -> TrainingDynamics:
+        """All committed epochs as a :class:`TrainingDynamics`."""
+        if self.path is not None:
+            if self._epoch == 0 and not (self.path / store.RUN_FILE).exists():
+                raise StateError("Recorder.to_dynamics() was called before any epoch was committed. "
+                                 "HINT: call update() for each batch, then end_epoch().")
+            from .run import load
+            return load(self.path).dynamics()
+        if not self._memory:
+            raise StateError("Recorder.to_dynamics() was called before any epoch was committed. "
+                             "HINT: call update() for each batch, then end_epoch().")
+        return _stack_epochs(self._memory, classes=self.classes or
+                             [str(k) for k in range(self.num_classes or 0)],
+                             meta={"capture": self.capture, "inputs": self.inputs, "seed": self.seed,
+                                   **self.meta})
+
+    def state_dict(self) -> dict[str, Any]:
+        """Pending (uncommitted) rows and settings as plain numpy arrays: no pickle needed."""
+        pending = self._pending
+        return {
+            "epoch": self._epoch,
+            "num_classes": self.num_classes,
+            "ids": np.concatenate([p[0] for p in pending]) if pending else np.zeros(0, np.int64),
+            "outputs": np.concatenate([p[1] for p in pending]) if pending else np.zeros((0, 0), np.float32),
+            "labels": np.concatenate([p[2] for p in pending]) if pending else np.zeros(0, np.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore pending rows saved by :meth:`state_dict` (e.g. a checkpoint taken mid-epoch)."""
+        self._open()
+        if int(state["epoch"]) != self._epoch:
+            raise StateError(f"Recorder.load_state_dict: state is from after epoch {state['epoch']} "
+                             f"but this run has committed {self._epoch} epochs.")
+        if len(state["ids"]):
+            if self.num_classes is None:
+                self.num_classes = int(state["num_classes"])
+            self._pending = [(check_ids(state["ids"]), np.asarray(state["outputs"], np.float32),
+                              np.asarray(state["labels"], np.int64))]
+
+    def merge(self, other: Recorder) -> None:
+        """Add another recorder's pending rows (e.g. another DDP rank's) to this epoch."""
+        if other.num_classes is not None and self.num_classes is not None and \
+                other.num_classes != self.num_classes:
+            raise InputError(f"Recorder.merge: other has {other.num_classes} classes, this one "
+                             f"{self.num_classes}.")
+        self._open()
+        if self.num_classes is None:
+            self.num_classes = other.num_classes
+        self._pending.extend(other._pending)
+
+    def close(self) -> None:
+        """Finish recording. Rows after the last ``end_epoch()`` are discarded, with a warning."""
+        if self._pending:
+            warnings.warn(f"Recorder.close(): discarding {sum(len(p[0]) for p in self._pending)} rows "
+                          f"of unfinished epoch {self._epoch + 1} (call end_epoch() to keep them).",
+                          UserWarning, stacklevel=2)
+            self._pending = []
+        self._closed = True
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._pending = []  # a crash mid-epoch leaves the store at the last committed epoch
+        self.close()
+
+
+def _id_kind(ids: np.ndarray) -> str:
+    return "str" if ids.dtype.kind == "U" else "int"
+
+
+def _preview(values: np.ndarray, n: int = 3) -> str:
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:n])
+    return shown + (", …" if len(values) > n else "")
+
+
+def _stack_epochs(epochs: list[dict[str, Any]], *, classes: list[str],
+                  meta: dict[str, Any]) -> TrainingDynamics:
+    """Stack per-epoch column dicts (each sorted by id, same ids) into TrainingDynamics."""
+    first = epochs[0]
+    has_logits = all(e.get("logits") is not None for e in epochs)
+    return TrainingDynamics(
+        ids=first["ids"], labels=first["labels"].astype(np.int64),
+        gold_prob=np.stack([e["gold_prob"] for e in epochs], axis=1).astype(np.float32, copy=False),
+        pred=np.stack([e["pred"] for e in epochs], axis=1).astype(np.int32, copy=False),
+        runner_up=np.stack([e["runner_up"] for e in epochs], axis=1).astype(np.int32, copy=False),
+        margin=np.stack([e["margin"] for e in epochs], axis=1).astype(np.float32, copy=False),
+        loss=np.stack([e["loss"] for e in epochs], axis=1).astype(np.float32, copy=False),
+        logits=np.stack([e["logits"] for e in epochs], axis=1) if has_logits else None,
+        epochs=np.array([e["epoch"] for e in epochs], dtype=np.int64),
+        classes=tuple(classes), meta=meta)

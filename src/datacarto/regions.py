@@ -1,0 +1,77 @@
+"""Data-map regions: easy-to-learn, ambiguous, hard-to-learn (VISION.md §4).
+
+Inputs are (N,) confidence and variability arrays; the result is an (N,) array of region names.
+
+Methods
+-------
+``"corners"`` (default)
+    Each example goes to the nearest of three anchors in the map, after scaling variability
+    by ``scale = max(q99(variability), min_scale)`` so the map's own spread sets the axis:
+    easy = (0, 1), hard = (0, 0), ambiguous = (1, 0.5) in (variability / scale, confidence).
+    Most examples of a trained model sit near (0, 1), so most are easy; hard = low confidence
+    and low variability; ambiguous = high variability. ``min_scale`` (0.1) keeps a map whose
+    variability is all tiny from being split by noise.
+``"quantile"``
+    The paper's selection view: ambiguous = top ``ambiguous_fraction`` (0.33) by variability;
+    of the rest, hard = bottom ``hard_fraction`` (0.33) of all examples by confidence; the rest easy.
+``"threshold"``
+    Fixed cut-offs: ambiguous if variability >= ``variability_threshold`` (0.2); else hard if
+    confidence < ``confidence_threshold`` (0.5); else easy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ._validation import check_float_array, check_option
+
+REGIONS = ("easy", "ambiguous", "hard")
+REGION_METHODS = ("corners", "quantile", "threshold")
+#: The sort that ranks examples "most easy / ambiguous / hard first" (paper and allenai):
+#: (metric, ascending).
+REGION_ORDER = {"easy": ("confidence", False), "ambiguous": ("variability", False),
+                "hard": ("confidence", True)}
+
+
+def assign_regions(confidence: np.ndarray, variability: np.ndarray, *,
+                   method: Literal["corners", "quantile", "threshold"] = "corners",
+                   min_scale: float = 0.1, ambiguous_fraction: float = 0.33,
+                   hard_fraction: float = 0.33, variability_threshold: float = 0.2,
+                   confidence_threshold: float = 0.5) -> np.ndarray:
+    """Region name for every example (see the module docstring for the methods and defaults).
+
+    Examples
+    --------
+    >>> assign_regions(np.array([0.95, 0.1, 0.5]), np.array([0.02, 0.03, 0.3])).tolist()
+    ['easy', 'hard', 'ambiguous']
+    """
+    check_option(method, REGION_METHODS, name="method", where="assign_regions")
+    conf = check_float_array(confidence, name="confidence", ndim=1, low=0.0, high=1.0)
+    var = check_float_array(variability, name="variability", ndim=1, low=0.0)
+    names = np.array(REGIONS, dtype=object)
+    if method == "corners":
+        scale = max(float(np.quantile(var, 0.99)), min_scale)
+        x = var / scale
+        dist = np.stack([x**2 + (1 - conf) ** 2,          # easy
+                         (x - 1) ** 2 + (conf - 0.5) ** 2,  # ambiguous
+                         x**2 + conf**2])                   # hard
+        return names[dist.argmin(axis=0)]
+    if method == "quantile":
+        n = len(conf)
+        out = np.full(n, "easy", dtype=object)
+        n_amb = int(np.floor(ambiguous_fraction * n))
+        order_var = np.lexsort((np.arange(n), -var))
+        amb = np.zeros(n, dtype=bool)
+        amb[order_var[:n_amb]] = True
+        n_hard = int(np.floor(hard_fraction * n))
+        order_conf = np.lexsort((np.arange(n), conf))
+        hard = np.zeros(n, dtype=bool)
+        hard[order_conf[:n_hard]] = True
+        out[hard] = "hard"
+        out[amb] = "ambiguous"
+        return out
+    out = np.where(var >= variability_threshold, "ambiguous",
+                   np.where(conf < confidence_threshold, "hard", "easy"))
+    return out.astype(object)

@@ -1,0 +1,245 @@
+"""The on-disk run: ``run.json`` plus one Parquet shard per epoch (and per rank).
+
+Layout (VISION.md §6, contract)::
+
+    RUN/run.json                              metadata, committed epochs, schema version
+    RUN/epochs/epoch-00001.parquet            one shard per committed epoch
+    RUN/epochs/epoch-00001-rank-00001.parquet one per rank when ranks write their own
+
+Shard columns: ``id`` (int64 or string), ``label`` (int32), ``gold_prob``, ``margin``,
+``loss`` (float32), ``pred``, ``runner_up`` (int32) and, when K is small enough,
+``logits`` (fixed-size list of K float32). Rows are sorted by id. Every file is written to a
+temporary name and renamed, so a crash leaves the last committed epoch intact; ``run.json``
+lists the committed epochs and is rewritten only after a shard is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._version import __version__
+from .errors import InputError, SchemaError
+
+RUN_FILE = "run.json"
+SHARD_DIR = "epochs"
+FORMAT_NAME = "datacarto-run"
+SCHEMA_VERSION = 1
+#: Full logits are stored while K is at most this (N*E*K floats); beyond, derived columns only.
+DEFAULT_MAX_LOGIT_CLASSES = 64
+REQUIRED_COLUMNS = ("id", "label", "gold_prob", "pred", "runner_up", "margin", "loss")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` then rename tmp onto ``path``; on any failure remove tmp, keep the old file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write text atomically and durably (fsync before the rename)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    atomic_write(path, write)
+
+
+def fingerprint_file(path: str | os.PathLike[str]) -> str:
+    """``sha256:<hex>`` of a file's bytes, recorded in run.json to tie a run to its data."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def shard_name(epoch: int, rank: int | None = None) -> str:
+    suffix = "" if rank is None else f"-rank-{rank:05d}"
+    return f"{SHARD_DIR}/epoch-{epoch:05d}{suffix}.parquet"
+
+
+def new_run_meta(*, classes: list[str], capture: str, inputs: str, seed: int | None,
+                 data_fingerprint: str | None, id_type: str, logits_stored: bool,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "datacarto_version": __version__,
+        "classes": list(classes),
+        "num_classes": len(classes),
+        "capture": capture,
+        "inputs": inputs,
+        "seed": seed,
+        "data_fingerprint": data_fingerprint,
+        "id_type": id_type,
+        "logits_stored": logits_stored,
+        "epochs": [],
+        "shards": {},
+        "extra": dict(extra or {}),
+    }
+
+
+def write_run_json(run_dir: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate ``RUN/run.json``; every problem is a SchemaError naming the file."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_FILE
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: no such run directory")
+    if not run_dir.is_dir() or not path.is_file():
+        raise SchemaError(f"{run_dir}: not a datacarto run (no {RUN_FILE}). Create one with "
+                          "`datacarto run`, a Recorder, or `datacarto import allenai`.")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SchemaError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise SchemaError(f"{path}: not a datacarto run file (missing \"format\": \"{FORMAT_NAME}\")")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SchemaError(f"{path}: schema_version {version!r} is newer than this datacarto "
+                          f"({__version__}, schema {SCHEMA_VERSION}) can read; upgrade datacarto.")
+    for key in ("classes", "epochs", "shards", "capture", "id_type"):
+        if key not in meta:
+            raise SchemaError(f"{path}: missing key {key!r}")
+    return meta
+
+
+def _id_array(ids: np.ndarray) -> pa.Array:
+    return pa.array(ids.astype(str) if ids.dtype.kind == "U" else ids.astype(np.int64))
+
+
+def write_shard(path: Path, *, epoch: int, ids: np.ndarray, labels: np.ndarray,
+                derived: dict[str, np.ndarray], logits: np.ndarray | None) -> None:
+    """Write one epoch's rows (already sorted by id) to ``path`` atomically."""
+    columns: dict[str, pa.Array] = {
+        "id": _id_array(ids),
+        "label": pa.array(labels.astype(np.int32)),
+        "gold_prob": pa.array(derived["gold_prob"].astype(np.float32)),
+        "pred": pa.array(derived["pred"].astype(np.int32)),
+        "runner_up": pa.array(derived["runner_up"].astype(np.int32)),
+        "margin": pa.array(derived["margin"].astype(np.float32)),
+        "loss": pa.array(derived["loss"].astype(np.float32)),
+    }
+    if logits is not None:
+        flat = pa.array(np.ascontiguousarray(logits, dtype=np.float32).reshape(-1))
+        columns["logits"] = pa.FixedSizeListArray.from_arrays(flat, logits.shape[1])
+    table = pa.table(columns).replace_schema_metadata({
+        "datacarto_schema_version": str(SCHEMA_VERSION),
+        "datacarto_version": __version__,
+        "epoch": str(epoch),
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def read_shard(path: Path, *, columns: list[str] | None = None, n_classes: int | None = None,
+               id_type: str | None = None) -> dict[str, np.ndarray]:
+    """Read one shard into numpy arrays, validating schema and values; errors name the file and row."""
+    if not path.is_file():
+        raise SchemaError(f"{path}: epoch shard listed in run.json is missing")
+    try:
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+    except (pa.ArrowException, OSError) as err:
+        raise SchemaError(f"{path}: not a readable Parquet file ({err})") from err
+    meta = schema.metadata or {}
+    version = meta.get(b"datacarto_schema_version", b"0").decode()
+    if not version.isdigit() or int(version) > SCHEMA_VERSION or int(version) < 1:
+        raise SchemaError(f"{path}: schema version {version!r} is not one this datacarto "
+                          f"(schema {SCHEMA_VERSION}) reads.")
+    missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+    if missing:
+        raise SchemaError(f"{path}: expected columns {', '.join(REQUIRED_COLUMNS)}; "
+                          f"missing {', '.join(missing)}.")
+    wanted = list(columns) if columns is not None else list(schema.names)
+    if "logits" in wanted and "logits" not in schema.names:
+        raise SchemaError(f"{path}: this run stored no full logits (K too large or disabled).")
+    try:
+        table = pf.read(columns=wanted)
+    except (pa.ArrowException, OSError) as err:
+        raise SchemaError(f"{path}: cannot read columns {wanted} ({err})") from err
+    out: dict[str, np.ndarray] = {}
+    for name in wanted:
+        col = table.column(name)
+        if name == "logits":
+            flat = col.combine_chunks()
+            width = flat.type.list_size
+            out[name] = flat.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+        elif name == "id":
+            arr = col.to_numpy(zero_copy_only=False)
+            out[name] = arr.astype(str) if arr.dtype.kind == "O" else arr.astype(np.int64, copy=False)
+        else:
+            out[name] = col.to_numpy(zero_copy_only=False)
+    if "id" in out and id_type is not None:
+        kind = "str" if out["id"].dtype.kind == "U" else "int"
+        if kind != id_type:
+            raise SchemaError(f"{path}: ids are {kind} but run.json says {id_type}.")
+    if "label" in out and n_classes is not None:
+        bad = (out["label"] < 0) | (out["label"] >= n_classes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise SchemaError(f"{path} row {i}{_row_id(out, i)}: label {out['label'][i]} is outside "
+                              f"0..{n_classes - 1}.")
+    if "logits" in out and n_classes is not None and out["logits"].shape[1] != n_classes:
+        raise SchemaError(f"{path}: logits have {out['logits'].shape[1]} values per row but the run "
+                          f"has {n_classes} classes.")
+    for name in ("gold_prob", "margin", "loss"):
+        if name in out and not np.all(np.isfinite(out[name])):
+            i = int(np.argmax(~np.isfinite(out[name])))
+            raise SchemaError(f"{path} row {i}{_row_id(out, i)}: {name} is not finite.")
+    return out
+
+
+def _row_id(cols: dict[str, np.ndarray], i: int) -> str:
+    return f" (id={cols['id'][i]!r})" if "id" in cols else ""
+
+
+def iter_epoch_shards(run_dir: Path, meta: dict[str, Any]) -> Iterator[tuple[int, list[Path]]]:
+    """Yield ``(epoch, [shard paths])`` for each committed epoch, in epoch order."""
+    for epoch in sorted(int(e) for e in meta["epochs"]):
+        names = meta["shards"].get(str(epoch))
+        if not names:
+            raise SchemaError(f"{run_dir / RUN_FILE}: epoch {epoch} is committed but lists no shards.")
+        yield epoch, [run_dir / n for n in names]
+
+
+def read_epoch(run_dir: Path, meta: dict[str, Any], epoch: int, paths: list[Path],
+               columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Read all shards of one epoch, de-duplicate ids (rank padding) and sort rows by id."""
+    parts = [read_shard(p, columns=columns, n_classes=meta["num_classes"], id_type=meta["id_type"])
+             for p in paths]
+    cols = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ids = cols["id"]
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    if len(parts) == 1 and keep.all() and np.array_equal(order, np.arange(len(order))):
+        return cols
+    if not keep.all() and len(parts) == 1:
+        dup = sorted_ids[int(np.argmin(keep))]
+        raise SchemaError(f"{paths[0]}: id {dup!r} appears more than once in epoch {epoch}.")
+    return {k: v[order][keep] for k, v in cols.items()}
