@@ -99,12 +99,17 @@ def check_labels(labels: Any, *, n_classes: int | None, name: str = "labels",
 
 
 def _id_note(ids: np.ndarray | None, i: int) -> str:
-    return f" (id={ids[i]!r})" if ids is not None and i < len(ids) else ""
+    return f" (id={fmt_id(ids[i])})" if ids is not None and i < len(ids) else ""
 
 
 def check_ids(ids: Any, *, name: str = "ids", where: str | None = None) -> np.ndarray:
     """Return example ids as int64 or as a numpy unicode array; mixed or float ids are errors."""
-    arr = to_numpy(ids)
+    if isinstance(ids, (list, tuple)):
+        # np.asarray would silently turn [0, "a"] into strings
+        arr = np.empty(len(ids), dtype=object)
+        arr[:] = ids
+    else:
+        arr = to_numpy(ids)
     if arr.ndim != 1:
         raise InputError(f"{_prefix(where)}{name} must be 1-D; got shape {arr.shape}.")
     if arr.dtype.kind in "iu":
@@ -115,10 +120,15 @@ def check_ids(ids: Any, *, name: str = "ids", where: str | None = None) -> np.nd
         return arr.astype(np.int64)
     if arr.dtype.kind == "O":
         kinds = {type(v) for v in arr.tolist()}
-        if kinds <= {str}:
+        if kinds <= {str, np.str_}:
             return arr.astype(str)
-        if kinds <= {int, np.int64, np.int32}:
+        if all(issubclass(k, (int, np.integer)) and not issubclass(k, bool) for k in kinds):
             return arr.astype(np.int64)
+        if kinds <= {float} and all(float(v).is_integer() for v in arr.tolist()):
+            return arr.astype(np.int64)
+        if len(kinds) == 1:
+            raise InputError(f"{_prefix(where)}{name} must be integers or strings; got "
+                             f"{next(iter(kinds)).__name__} values.")
         raise InputError(f"{_prefix(where)}{name} mixes types {sorted(k.__name__ for k in kinds)}; "
                          "ids must be all integers or all strings.")
     raise InputError(f"{_prefix(where)}{name} must be integers or strings; got dtype {arr.dtype}.")
@@ -145,3 +155,8 @@ def check_option(value: Any, options: Sequence[str], *, name: str, where: str) -
     allowed = ", ".join(repr(o) for o in options)
     raise InputError(f"The '{name}' parameter of {where} must be one of {allowed}. "
                      f"Got {value!r} instead.{extra}")
+
+
+def fmt_id(value: Any) -> str:
+    """An id as users wrote it: ``7`` or ``'train-7'`` (not ``np.int64(7)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import store
-from ._validation import check_float_array, check_ids, check_labels, check_option, to_numpy
+from ._validation import fmt_id, check_float_array, check_ids, check_labels, check_option, to_numpy
 from .dynamics import TrainingDynamics, derive_from_logits
 from .errors import InputError, StateError
 
@@ -31,6 +31,8 @@ DUPLICATE_POLICIES = ("error", "first")
 _MIN_PROB = 1e-12
 #: Duplicate rows in one epoch count as "identical" within this absolute tolerance.
 _DUPLICATE_ATOL = 1e-6
+#: Batches smaller than this are never suspected of holding probabilities instead of logits.
+_PROBS_HEURISTIC_MIN_ROWS = 8
 
 
 class Recorder:
@@ -183,7 +185,7 @@ class Recorder:
             if (out < 0).any() or (out > 1).any() or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
                 i = int(np.argmax((out < 0).any(axis=1) | (out > 1).any(axis=1)
                                   | ~np.isclose(out.sum(axis=1), 1.0, atol=1e-3)))
-                raise InputError(f"{where}: outputs row {i} (id={ids_arr[i]!r}) is not a probability "
+                raise InputError(f"{where}: outputs row {i} (id={fmt_id(ids_arr[i])}) is not a probability "
                                  "vector (values in [0, 1] summing to 1).")
             out = np.log(np.clip(out, _MIN_PROB, 1.0))
         elif self._batch == 1 and self._looks_like_probs(out):
@@ -197,7 +199,11 @@ class Recorder:
 
     @staticmethod
     def _looks_like_probs(out: np.ndarray) -> bool:
-        return bool(out.shape[0] > 1 and (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-6))
+        # a handful of rows can sum to 1 by chance (e.g. one-hot logits in a toy test); real
+        # probability batches are larger and have fractional entries
+        return bool(out.shape[0] >= _PROBS_HEURISTIC_MIN_ROWS and (out >= 0).all()
+                    and ((out > 0) & (out < 1)).any()
+                    and np.allclose(out.sum(axis=1), 1.0, atol=1e-6))
 
     # -------------------------------------------------------------- end_epoch
     def end_epoch(self) -> int:
@@ -239,12 +245,12 @@ class Recorder:
                 np.isclose(logits, logits[ref], atol=_DUPLICATE_ATOL, rtol=0), axis=1)
             if (labels != labels[ref]).any():
                 i = int(np.argmax(labels != labels[ref]))
-                raise InputError(f"Recorder.end_epoch (epoch {epoch}): id {ids[i]!r} was seen with "
+                raise InputError(f"Recorder.end_epoch (epoch {epoch}): id {fmt_id(ids[i])} was seen with "
                                  f"labels {labels[ref[i]]} and {labels[i]}.")
             if differs.any() and self.on_duplicate == "error":
                 i = int(np.argmax(differs))
                 raise InputError(
-                    f"Recorder.end_epoch (epoch {epoch}): id {ids[i]!r} was seen twice with different "
+                    f"Recorder.end_epoch (epoch {epoch}): id {fmt_id(ids[i])} was seen twice with different "
                     "outputs. Each example must be seen once per epoch; if a sampler repeats "
                     "examples on purpose, construct the Recorder with on_duplicate='first'.")
             ids, logits, labels = ids[~dup], logits[~dup], labels[~dup]
@@ -271,7 +277,7 @@ class Recorder:
         changed = labels != self._known_labels
         if changed.any():
             i = int(np.argmax(changed))
-            raise InputError(f"epoch {epoch}: id {ids[i]!r} has label {labels[i]} but had "
+            raise InputError(f"epoch {epoch}: id {fmt_id(ids[i])} has label {labels[i]} but had "
                              f"{self._known_labels[i]} in earlier epochs; labels must not change "
                              "during a run.")
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import store
 from .dynamics import TrainingDynamics
+from ._validation import fmt_id
 from .errors import SchemaError
 
 
@@ -77,12 +78,12 @@ def _check_aligned(path: Path, epoch: int, ids: np.ndarray, labels: np.ndarray |
         extra = np.setdiff1d(other, ids)
         first = missing[0] if len(missing) else extra[0]
         raise SchemaError(f"{path}: epoch {epoch} ids disagree with the first epoch ({len(missing)} "
-                          f"missing, {len(extra)} extra; first: id={first!r}).")
+                          f"missing, {len(extra)} extra; first: id={fmt_id(first)}).")
     assert labels is not None
     changed = cols["label"] != labels
     if changed.any():
         i = int(np.argmax(changed))
-        raise SchemaError(f"{path} row {i} (id={ids[i]!r}): label {cols['label'][i]} differs from "
+        raise SchemaError(f"{path} row {i} (id={fmt_id(ids[i])}): label {cols['label'][i]} differs from "
                           f"the first epoch's {labels[i]}.")
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._version import __version__
+from ._validation import fmt_id
 from .errors import InputError, SchemaError
 
 RUN_FILE = "run.json"
@@ -214,7 +215,7 @@ def read_shard(path: Path, *, columns: list[str] | None = None, n_classes: int |
 
 
 def _row_id(cols: dict[str, np.ndarray], i: int) -> str:
-    return f" (id={cols['id'][i]!r})" if "id" in cols else ""
+    return f" (id={fmt_id(cols['id'][i])})" if "id" in cols else ""
 
 
 def iter_epoch_shards(run_dir: Path, meta: dict[str, Any]) -> Iterator[tuple[int, list[Path]]]:
@@ -241,5 +242,5 @@ def read_epoch(run_dir: Path, meta: dict[str, Any], epoch: int, paths: list[Path
         return cols
     if not keep.all() and len(parts) == 1:
         dup = sorted_ids[int(np.argmin(keep))]
-        raise SchemaError(f"{paths[0]}: id {dup!r} appears more than once in epoch {epoch}.")
+        raise SchemaError(f"{paths[0]}: id {fmt_id(dup)} appears more than once in epoch {epoch}.")
     return {k: v[order][keep] for k, v in cols.items()}
