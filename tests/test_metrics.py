@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,9 +125,11 @@ def _record(logits: np.ndarray, labels: np.ndarray, ids: np.ndarray | None = Non
     n, e, k = logits.shape
     rec = dc.Recorder(None, num_classes=k)
     ids = np.arange(n) if ids is None else ids
-    for epoch in range(e):
-        rec.update(ids, logits[:, epoch], labels)
-        rec.end_epoch()
+    with warnings.catch_warnings():  # random logits may happen to look like probabilities
+        warnings.filterwarnings("ignore", "Recorder.update.*look like probabilities", UserWarning)
+        for epoch in range(e):
+            rec.update(ids, logits[:, epoch], labels)
+            rec.end_epoch()
     return rec.to_dynamics()
 
 

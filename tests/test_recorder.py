@@ -107,12 +107,13 @@ def test_extra_ids_and_changed_labels() -> None:
     ([0, 1], [[0.0, 1.0], [1, 0]], [0, -1], r"labels\[1\].* = -1 is outside 0\.\.1"),
     ([0, 1, 2], [[0.0, 1.0], [1, 0]], [0, 1], r"ids has 3 entries, outputs has 2 rows and labels has 2"),
     ([0, "a"], [[0.0, 1.0], [1, 0]], [0, 1], r"ids must be integers or strings|mixes types"),
-    ([0.5, 1], [[0.0, 1.0], [1, 0]], [0, 1], r"ids must be integers or strings"),
+    ([0.5, 1.5], [[0.0, 1.0], [1, 0]], [0, 1], r"ids must be integers or strings; got float values"),
+    (np.array([0.5, 1]), [[0.0, 1.0], [1, 0]], [0, 1], r"ids must be integers or strings; got dtype float64"),
     ([0, 1], [0, 1], [0, 1], r"outputs must be 2-D"),
     ([0, 1], [[0.0, 1.0], [1, 0]], [0.5, 1], r"labels\[0\].* = 0\.5 is not an integer class index"),
     ([0, 1], [[0.0, 1.0], [1, 0]], ["a", "b"], r"labels must be integer class indices; got dtype"),
 ], ids=["nan", "inf", "wrong-length", "label-high", "label-negative", "length-mismatch", "mixed-ids",
-        "float-ids", "1d-outputs", "fractional-label", "string-labels"])
+        "float-ids", "float-array-ids", "1d-outputs", "fractional-label", "string-labels"])
 def test_update_errors_name_the_batch(ids, outputs, labels, match) -> None:  # noqa: ANN001
     rec = dc.Recorder(None, num_classes=2)
     with pytest.raises(InputError, match=match):
