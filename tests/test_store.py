@@ -1,0 +1,160 @@
+"""The run directory: layout, validation and errors that name the file, row and id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import datacarto as dc
+from datacarto import store
+from datacarto.errors import DatacartoError, InputError, SchemaError
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    with dc.Recorder(path, classes=["a", "b", "c"], data_fingerprint="sha256:abc") as rec:
+        for _ in range(3):
+            rec.update([f"ex-{i}" for i in range(10)], rng.normal(size=(10, 3)), np.arange(10) % 3)
+            rec.end_epoch()
+    return path
+
+
+def test_layout_and_metadata(run_dir: Path) -> None:
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["format"] == "datacarto-run" and meta["epochs"] == [1, 2, 3]
+    assert meta["classes"] == ["a", "b", "c"] and meta["data_fingerprint"] == "sha256:abc"
+    assert meta["datacarto_version"] == dc.__version__ and meta["id_type"] == "str"
+    shard = run_dir / "epochs" / "epoch-00002.parquet"
+    table = pq.read_table(shard)
+    assert table.schema.metadata[b"datacarto_schema_version"] == b"1"
+    assert {"id", "label", "gold_prob", "pred", "margin", "loss", "logits"} <= set(table.column_names)
+    frame = table.to_pandas()  # readable as-is by pandas
+    assert frame["id"].tolist() == sorted(f"ex-{i}" for i in range(10))
+
+
+def test_fingerprint_file(tmp_path: Path) -> None:
+    f = tmp_path / "data.csv"
+    f.write_text("a,b\n1,2\n")
+    assert store.fingerprint_file(f) == store.fingerprint_file(f)
+    assert store.fingerprint_file(f).startswith("sha256:")
+
+
+def test_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"missing: no such run directory"):
+        dc.load(tmp_path / "missing")
+    with pytest.raises(SchemaError, match=r"not a datacarto run \(no run.json\)"):
+        dc.load(tmp_path)
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("{not json", r"run.json: not valid JSON"),
+    ('{"format": "other"}', r"run.json: not a datacarto run file"),
+    ('{"format": "datacarto-run", "schema_version": 99}', r"schema_version 99 is newer than this datacarto"),
+    ('{"format": "datacarto-run", "schema_version": 1}', r"run.json: missing key 'classes'"),
+], ids=["bad-json", "wrong-format", "newer-schema", "missing-key"])
+def test_bad_run_json(tmp_path: Path, content: str, match: str) -> None:
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(SchemaError, match=match):
+        dc.load(tmp_path)
+
+
+def test_non_utf8_run_json(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_bytes(b'{"format": "\xff"}')
+    with pytest.raises(SchemaError, match=r"run.json: not valid JSON"):
+        dc.load(tmp_path)
+
+
+def test_missing_shard(run_dir: Path) -> None:
+    (run_dir / "epochs" / "epoch-00002.parquet").unlink()
+    with pytest.raises(SchemaError, match=r"epoch-00002.parquet: epoch shard listed in run.json is missing"):
+        dc.load(run_dir).dynamics()
+
+
+def test_truncated_shard(run_dir: Path) -> None:
+    shard = run_dir / "epochs" / "epoch-00003.parquet"
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(SchemaError, match=r"epoch-00003.parquet: not a readable Parquet file"):
+        dc.load(run_dir).dynamics()
+
+
+def test_shard_with_other_ids(run_dir: Path) -> None:
+    shard = run_dir / "epochs" / "epoch-00002.parquet"
+    table = pq.read_table(shard)
+    ids = table.column("id").to_pylist()
+    ids[3] = "zz-other"
+    new = table.set_column(0, "id", __import__("pyarrow").array(ids))
+    pq.write_table(new, shard)
+    with pytest.raises(SchemaError, match=r"epoch-00002.parquet: epoch 2 ids disagree with the first epoch"):
+        dc.load(run_dir).dynamics()
+
+
+def test_shard_with_label_out_of_range(run_dir: Path) -> None:
+    import pyarrow as pa
+
+    shard = run_dir / "epochs" / "epoch-00001.parquet"
+    table = pq.read_table(shard)
+    labels = table.column("label").to_pylist()
+    labels[4] = 7
+    pq.write_table(table.set_column(1, "label", pa.array(labels, pa.int32())), shard)
+    with pytest.raises(SchemaError, match=r"epoch-00001.parquet row 4 \(id='ex-4'\): label 7 is outside 0..2"):
+        dc.load(run_dir).dynamics()
+
+
+def test_shard_missing_columns(run_dir: Path) -> None:
+    shard = run_dir / "epochs" / "epoch-00001.parquet"
+    table = pq.read_table(shard).drop_columns(["gold_prob", "loss"])
+    pq.write_table(table.replace_schema_metadata({"datacarto_schema_version": "1"}), shard)
+    with pytest.raises(SchemaError, match=r"expected columns id, label, .*; missing gold_prob, loss"):
+        dc.load(run_dir).dynamics()
+
+
+def test_shard_without_schema_version(run_dir: Path) -> None:
+    shard = run_dir / "epochs" / "epoch-00001.parquet"
+    pq.write_table(pq.read_table(shard).replace_schema_metadata({}), shard)
+    with pytest.raises(SchemaError, match=r"schema version '0' is not one this datacarto"):
+        dc.load(run_dir).dynamics()
+
+
+def test_run_without_epochs(tmp_path: Path) -> None:
+    meta = store.new_run_meta(classes=["a", "b"], capture="pass", inputs="logits", seed=None,
+                              data_fingerprint=None, id_type="int", logits_stored=True)
+    store.write_run_json(tmp_path, meta)
+    with pytest.raises(SchemaError, match=r"the run has no committed epochs yet"):
+        dc.load(tmp_path).dynamics()
+
+
+def test_only_datacarto_errors_escape_for_garbage(tmp_path: Path, run_dir: Path) -> None:
+    rng = np.random.default_rng(1)
+    shard = run_dir / "epochs" / "epoch-00001.parquet"
+    original = shard.read_bytes()
+    for trial in range(20):
+        data = bytearray(original)
+        for _ in range(5):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        shard.write_bytes(bytes(data))
+        try:
+            dc.load(run_dir).metrics()
+        except DatacartoError:
+            pass  # the only acceptable failure
+    shard.write_bytes(original)
+    assert len(dc.load(run_dir).metrics()) == 10
+
+
+def test_atomic_write_text_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def explode(tmp: Path) -> None:
+        tmp.write_text("partial")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        store.atomic_write(target, explode)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
