@@ -6,7 +6,7 @@ and the CLI load on first use.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any
 
 from ._version import __version__
 from .dynamics import TrainingDynamics
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # matplotlib loads only when a map is drawn
     if name == "plot_data_map":
         from .plot.datamap import plot_data_map

@@ -15,13 +15,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ._validation import fmt_id
 from .errors import InputError, SchemaError
 from .store import atomic_write
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                ".parquet": "parquet", ".pq": "parquet"}
-_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+_PANDAS_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+_COMPRESSIONS = tuple(_PANDAS_COMPRESSION)
 
 
 def data_format(path: str | os.PathLike[str]) -> Literal["csv", "tsv", "jsonl", "parquet"]:
@@ -65,11 +67,16 @@ def read_data(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def _byte_position(path: Path, err: UnicodeDecodeError) -> str:
+    # pandas decodes in chunks, so err.start is relative to a chunk: find the byte again
     try:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        return f"line {line}: byte {err.object[err.start:err.start + 1]!r}"
+        raw = path.read_bytes()
+        raw.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        line = raw[: whole.start].count(b"\n") + 1
+        return f"line {line}: byte {raw[whole.start:whole.start + 1]!r}"
     except OSError:
-        return str(err)
+        pass
+    return str(err)
 
 
 def _open_text(path: Path):  # noqa: ANN202 - a text file object
@@ -104,14 +111,18 @@ def write_data(frame: pd.DataFrame, path: str | os.PathLike[str],
     """Write ``frame`` in ``fmt`` (default: from the extension) atomically."""
     path = Path(path)
     fmt = fmt or data_format(path)
+    # the temporary name hides the extension, so compression is passed explicitly
+    compression = _PANDAS_COMPRESSION.get(path.suffix.lower())
 
     def write(tmp: Path) -> None:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         elif fmt == "jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False,
+                          compression=compression)
         else:
-            frame.to_csv(tmp, sep="\t" if fmt == "tsv" else ",", index=False)
+            frame.to_csv(tmp, sep="\t" if fmt == "tsv" else ",", index=False,
+                         compression=compression)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, write)
@@ -136,5 +147,5 @@ def example_ids(frame: pd.DataFrame, id_column: str | None, *, path: str | os.Pa
     if (counts > 1).any():
         dup = uniq[counts > 1][0]
         row = int(np.flatnonzero(ids == dup)[1])
-        raise InputError(f"{path} row {row}: id {dup!r} appears more than once in column {id_column!r}.")
+        raise InputError(f"{path} row {row}: id {fmt_id(dup)} appears more than once in column {id_column!r}.")
     return ids
