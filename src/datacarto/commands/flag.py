@@ -1,0 +1,99 @@
+"""``datacarto flag RUN [-o FILE]``: the suspects of a run, most likely mislabeled first.
+
+Each row gets an ``assessment``: ``likely mislabeled`` where the calibrated label-error flag
+is set (``is_label_error``), else the example's region, ``ambiguous`` or ``hard`` (the model
+is unsure of it, or never learns it, but nothing says the label is wrong). By default the
+table holds those three kinds; ``--all`` adds the easy, unflagged rest (assessment ``easy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from ..datafiles import data_format, write_data
+from ..errors import InputError, SchemaError
+from ._common import add_metric_options, default_output, run_metrics
+from .select import load_data_for_run
+
+COLUMNS = ("id", "label_name", "suggested_label_name", "label_error_score", "confidence",
+           "variability", "correctness", "region", "assessment")
+LIKELY_MISLABELED = "likely mislabeled"
+_SHOWN = 10
+_TEXT_WIDTH = 60
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "flag", help="list likely mislabeled, ambiguous and hard examples",
+        description="List the suspects of a run sorted by label_error_score (highest first), each "
+                    "assessed as 'likely mislabeled', 'ambiguous' or 'hard'.")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="table: .csv (default RUN/flags.csv), .tsv, .jsonl or .parquet")
+    p.add_argument("--all", action="store_true", help="include every example, not only suspects")
+    p.add_argument("--data", metavar="DATA", help="data file to take each example's text from")
+    p.add_argument("--text-column", metavar="T", help="DATA's column to show beside each example")
+    p.add_argument("--id-column", metavar="I",
+                   help="DATA's id column (default: ids are 0-based row numbers)")
+    add_metric_options(p)
+    p.set_defaults(func=execute)
+
+
+def flag_table(metrics: pd.DataFrame, *, include_all: bool = False) -> pd.DataFrame:
+    """The ``flag`` table from a metrics frame, sorted by label_error_score (desc), then id."""
+    flagged = metrics["is_label_error"].to_numpy(dtype=bool)
+    region = metrics["region"].to_numpy(dtype=object)
+    keep = np.ones(len(metrics), dtype=bool) if include_all else flagged | (region != "easy")
+    table = metrics.loc[keep, [c for c in COLUMNS if c != "assessment"]].copy()
+    table["assessment"] = np.where(flagged[keep], LIKELY_MISLABELED, region[keep])
+    return table.sort_values(["label_error_score", "id"], ascending=[False, True],
+                             kind="mergesort").reset_index(drop=True)
+
+
+def execute(args: argparse.Namespace) -> int:
+    if args.data and not args.text_column:
+        raise InputError("datacarto flag: --data needs --text-column T (the column to show "
+                         "beside each example).")
+    if (args.text_column or args.id_column) and not args.data:
+        raise InputError("datacarto flag: --text-column and --id-column need --data DATA.")
+    out = default_output(args.run, "flags.csv", args.output)
+    data_format(out)  # an unsupported extension fails before any work
+    if args.data:
+        data_format(args.data)
+    run, metrics = run_metrics(args)
+    table = flag_table(metrics, include_all=args.all)
+    if args.data:
+        frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column)
+        if args.text_column not in frame.columns:
+            raise SchemaError(f"{args.data}: no column {args.text_column!r}; columns are "
+                              f"{list(frame.columns)}.")
+        row_of = pd.Series(rows, index=metrics["id"].to_numpy())
+        text = frame[args.text_column].to_numpy()[row_of.loc[table["id"].to_numpy()].to_numpy()]
+        table.insert(1, args.text_column, text)
+    write_data(table, out)
+    counts = table["assessment"].value_counts()
+    kinds = ", ".join(f"{int(counts.get(k, 0)):,} {k}"
+                      for k in (LIKELY_MISLABELED, "ambiguous", "hard", "easy")
+                      if k != "easy" or args.all)
+    print(f"{len(table):,} of {len(metrics):,} examples listed ({kinds})")
+    if len(table):
+        print(_preview(table.head(_SHOWN), args.text_column))
+    print(f"wrote {out}")
+    return 0
+
+
+def _preview(table: pd.DataFrame, text_column: str | None) -> str:
+    shown = table.copy()
+    if text_column:
+        shown[text_column] = [_shorten(str(t)) for t in shown[text_column]]
+    for col in ("label_error_score", "confidence", "variability", "correctness"):
+        shown[col] = shown[col].map(lambda v: f"{v:.3f}")
+    return shown.to_string(index=False)
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())  # one line per example
+    return text if len(text) <= _TEXT_WIDTH else text[:_TEXT_WIDTH - 1] + "…"

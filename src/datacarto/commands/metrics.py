@@ -1,0 +1,74 @@
+"""``datacarto metrics RUN [RUN ...] [-o FILE]``: every per-example metric, written to a file.
+
+One run: the columns of :func:`datacarto.compute_metrics`. Several runs of the same data
+(seeds, models): :func:`datacarto.aggregate_runs`, i.e. the mean of each metric plus
+``<metric>_std`` and ``n_runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from ..datafiles import data_format, write_data
+from ..errors import InputError
+from ..metrics import aggregate_runs
+from ..regions import REGIONS
+from ..run import load
+from ._common import add_metric_options, default_output
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "metrics", help="compute per-example metrics (confidence, variability, label errors, ...)",
+        description="Compute every per-example metric of a run and write them to a file. Several "
+                    "runs of the same data are aggregated: mean of each metric plus <metric>_std.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directory (several: aggregate them)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="output file: .parquet (default RUN/metrics.parquet), .csv, .tsv or .jsonl")
+    add_metric_options(p)
+    p.set_defaults(func=execute)
+
+
+def summary(frame: pd.DataFrame) -> list[str]:
+    """Human-readable lines: examples, epochs, classes, per-region counts, flagged count."""
+    n = len(frame)
+    epochs = frame.attrs.get("epochs") or []
+    classes = frame.attrs.get("classes") or []
+    head = f"{n:,} examples"
+    if epochs:
+        span = f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"{epochs[0]}"
+        head += f", {len(epochs)} epochs ({span})"
+    if classes:
+        head += f", {len(classes)} classes"
+    if "n_runs" in frame.columns:
+        head += f", mean of {int(frame['n_runs'].iloc[0])} runs"
+    counts = frame["region"].value_counts()
+    regions = ", ".join(f"{r} {int(counts.get(r, 0)):,} ({_pct(int(counts.get(r, 0)), n)})"
+                        for r in REGIONS)
+    flagged = int(frame["is_label_error"].sum())
+    return [head, f"regions: {regions}",
+            f"flagged as likely mislabeled: {flagged:,} ({_pct(flagged, n)})"]
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100.0 * k / n:.1f}%" if n else "0%"
+
+
+def execute(args: argparse.Namespace) -> int:
+    if len(args.runs) > 1 and not args.output:
+        raise InputError("datacarto metrics: several runs are aggregated into one table; give "
+                         "-o FILE for it.")
+    out = default_output(args.runs[0], "metrics.parquet", args.output)
+    data_format(out)  # an unsupported extension fails before any work
+    regions = {"method": args.regions}
+    runs = [load(path) for path in args.runs]  # check every path before computing
+    frames = [r.metrics(epochs=args.epochs, include_ci=args.include_ci, regions=regions)
+              for r in runs]
+    frame = frames[0] if len(frames) == 1 else aggregate_runs(frames, regions=regions)
+    write_data(frame, out)
+    for line in summary(frame):
+        print(line)
+    print(f"wrote {out}")
+    return 0

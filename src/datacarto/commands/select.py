@@ -1,0 +1,147 @@
+"""``datacarto select RUN (--region R | --by METRIC) (--fraction F | --count N) -o FILE``.
+
+Without ``--data`` the output is an id list, one id per line, best first (rank order). With
+``--data DATA`` it is a copy of the selected rows of DATA in the format of FILE's extension,
+rows in DATA's original order (what a training script expects). Either way
+``FILE.manifest.json`` records the parameters, the run, the counts and the datacarto version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import store
+from .._validation import check_fraction
+from ..datafiles import data_format, example_ids, read_data, write_data
+from ..errors import InputError
+from ..regions import REGION_ORDER, REGIONS
+from ..run import Run
+from ..select import select, selection_manifest
+from ._common import add_metric_options, info, run_metrics
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "select", help="select training data by region or metric (id list or filtered data file)",
+        description="Select examples by data-map region or by any metric. --fraction F gives "
+                    "exactly floor(F*N) examples; ties are broken by id. Writes FILE and "
+                    "FILE.manifest.json.")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--region", choices=REGIONS,
+                     help="rank as the paper does: easy by confidence (high first), hard by "
+                          "confidence (low first), ambiguous by variability (high first)")
+    how.add_argument("--by", metavar="METRIC",
+                     help="rank by this metrics column, highest first (see `datacarto metrics`)")
+    p.add_argument("--ascending", action="store_true", help="rank lowest first instead")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--fraction", type=float, metavar="F",
+                      help="select floor(F*N) examples, 0 < F <= 1")
+    size.add_argument("--count", type=int, metavar="N", help="select N examples")
+    p.add_argument("--stratify", action="store_true",
+                   help="keep the class proportions (largest-remainder allocation)")
+    p.add_argument("--data", metavar="DATA",
+                   help="the data file (.csv/.tsv/.jsonl/.parquet) to copy the selected rows from")
+    p.add_argument("--id-column", metavar="I",
+                   help="DATA's id column (default: ids are 0-based row numbers)")
+    p.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="id list (without --data), or the filtered data file (with --data)")
+    add_metric_options(p)
+    p.set_defaults(func=execute)
+
+
+# ------------------------------------------------------------------ data file helpers
+def load_data_for_run(run: Run, run_ids: np.ndarray, data_path: str | Path,
+                      id_column: str | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read DATA and find the row of every run id; returns (frame, rows) with rows (N,) int.
+
+    Ids are DATA's ``id_column``, or 0-based row numbers. A run id that DATA lacks is an
+    error (probably the wrong file). A run recorded with a data fingerprint that differs from
+    DATA gets a note on stderr.
+    """
+    frame = read_data(data_path)
+    data_ids = example_ids(frame, id_column, path=data_path)
+    if run_ids.dtype.kind != data_ids.dtype.kind:  # e.g. ids written as text in one, numbers in the other
+        run_ids, data_ids = run_ids.astype(str), data_ids.astype(str)
+    rows = pd.Index(data_ids).get_indexer(run_ids)
+    missing = rows < 0
+    if missing.any():
+        first = run_ids[int(np.argmax(missing))]
+        source = f"column {id_column!r}" if id_column else f"row numbers 0..{len(frame) - 1}"
+        hint = "" if id_column else " Give --id-column if the file has an id column."
+        raise InputError(f"{data_path}: {int(missing.sum())} of the run's {len(run_ids)} ids are not "
+                         f"in the data file (ids from {source}; first missing: "
+                         f"{_plain(first)!r}). Is this the file the run was recorded on?{hint}")
+    fingerprint = run.meta.get("data_fingerprint")
+    if fingerprint and fingerprint != store.fingerprint_file(data_path):
+        info(f"datacarto: note: {data_path} differs from the file the run was recorded on "
+             "(fingerprint mismatch); ids are matched anyway.")
+    return frame, rows
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -------------------------------------------------------------------------- command
+def execute(args: argparse.Namespace) -> int:
+    if args.fraction is not None:
+        check_fraction(args.fraction, where="datacarto select")
+    if args.count is not None and args.count < 0:
+        raise InputError(f"The 'count' parameter of datacarto select must be a non-negative "
+                         f"integer. Got {args.count} instead.")
+    if args.id_column and not args.data:
+        raise InputError("datacarto select: --id-column needs --data DATA.")
+    out = Path(args.output)
+    if args.data:
+        data_format(args.data)
+        data_format(out)  # the copy's format comes from FILE's extension
+    run, metrics = run_metrics(args)
+    ids = select(metrics, region=args.region, by=args.by,
+                 ascending=True if args.ascending else None,
+                 fraction=args.fraction, count=args.count, stratify=args.stratify)
+    in_selection = metrics["id"].isin(ids).to_numpy()
+    chosen = metrics[in_selection]
+    params: dict[str, Any] = {
+        "command": "select", "run": str(run.path.resolve()),
+        "region": args.region, "by": args.by,
+        "ascending": bool(args.ascending) or (args.region is not None and REGION_ORDER[args.region][1]),
+        "fraction": args.fraction, "count": args.count, "stratify": bool(args.stratify),
+        "epochs": args.epochs, "include_ci": bool(args.include_ci), "regions_method": args.regions,
+        "n_examples": len(metrics), "n_selected": len(ids),
+        "selected_by_label": {str(k): int(v) for k, v in
+                              chosen["label_name"].value_counts().sort_index().items()},
+        "selected_by_region": {r: int((chosen["region"] == r).sum()) for r in REGIONS},
+        "output": str(out.resolve()),
+    }
+    if args.data:
+        frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column)
+        picked = np.sort(rows[in_selection])  # the data file's own order
+        write_data(frame.iloc[picked], out)
+        params.update(output_kind="data", order="data file order", data=str(Path(args.data).resolve()),
+                      data_fingerprint=store.fingerprint_file(args.data), id_column=args.id_column,
+                      output_format=data_format(out))
+    else:
+        text = [str(_plain(i)) for i in ids]
+        bad = next((t for t in text if "\n" in t or "\r" in t), None)
+        if bad is not None:
+            raise InputError(f"datacarto select: id {bad!r} contains a line break and cannot be "
+                             "written as an id list; give --data to write a data file instead.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        store.atomic_write_text(out, "".join(t + "\n" for t in text))
+        params.update(output_kind="ids", order="rank order (best first)")
+    manifest = Path(f"{out}.manifest.json")
+    store.atomic_write_text(manifest, json.dumps(selection_manifest(**params), indent=2) + "\n")
+    what = f"region {args.region}" if args.region else \
+        f"{args.by} ({'lowest' if args.ascending else 'highest'} first)"
+    size = f"fraction {args.fraction:g}" if args.fraction is not None else f"count {args.count}"
+    print(f"selected {len(ids):,} of {len(metrics):,} examples by {what}, {size}"
+          f"{', stratified' if args.stratify else ''}")
+    print(f"wrote {out} and {manifest.name}")
+    return 0
