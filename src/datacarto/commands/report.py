@@ -1,0 +1,64 @@
+"""``datacarto report RUN [-o report.html]``: the interactive, self-contained HTML report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..report.html import DEFAULT_MAX_POINTS, DEFAULT_SAMPLE_SIZE, DEFAULT_TEXT_CHARS, write_report
+from ..report.source import load_source, resolve_source
+from ._common import add_metric_options, default_output, info, run_metrics
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="write an interactive HTML report (works offline)",
+        description="Write one self-contained HTML file: a WebGL data map with hover text, "
+                    "filters, marginal histograms, a per-class summary and a table of suspects.")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: RUN/report.html)")
+    p.add_argument("--data", metavar="DATA",
+                   help="the data file, for example text (default: the one `datacarto run` recorded)")
+    p.add_argument("--text-column", metavar="T", help="column holding the example text (default: text)")
+    p.add_argument("--id-column", metavar="I", help="column holding the example ids (default: row numbers)")
+    p.add_argument("--title", help="page title (default: the run directory's name)")
+    p.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS, metavar="N",
+                   help=f"draw every point up to N examples, beyond that a density layer plus a "
+                        f"sampled hover layer (default: {DEFAULT_MAX_POINTS})")
+    p.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, metavar="N",
+                   help=f"points in the hover layer of the density mode (default: {DEFAULT_SAMPLE_SIZE})")
+    p.add_argument("--text-chars", type=int, default=DEFAULT_TEXT_CHARS, metavar="N",
+                   help=f"cut example text to N characters (default: {DEFAULT_TEXT_CHARS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the hover sample (default: 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    add_metric_options(p)
+    p.set_defaults(func=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    run, metrics = run_metrics(args)
+    texts = None
+    source = resolve_source(run.path, run.meta, data=args.data, text_column=args.text_column,
+                            id_column=args.id_column)
+    if source is not None:
+        loaded = load_source(source, metrics["id"].to_numpy())
+        if loaded.source.text_column is not None:
+            texts = loaded.texts_for(metrics["id"].to_numpy())
+        else:
+            info(f"datacarto report: {source.path} has no text column (name it with --text-column); "
+                 "the report shows no text", quiet=args.quiet)
+    elif args.text_column or args.id_column:
+        info("datacarto report: --text-column/--id-column need --data; the report shows no text",
+             quiet=args.quiet)
+    out = default_output(run.path, "report.html", args.output)
+    n_epochs = len(run.epochs)
+    write_report(metrics, out, classes=list(run.classes), texts=texts,
+                 title=args.title or f"datacarto report: {run.path.resolve().name}",
+                 epochs=n_epochs, max_points=args.max_points, sample_size=args.sample_size,
+                 text_chars=args.text_chars, seed=args.seed)
+    size = out.stat().st_size / 1e6
+    mode = "every point" if len(metrics) <= args.max_points else "density + sampled hover layer"
+    info(f"datacarto report: wrote {out} ({len(metrics)} examples, {mode}, {size:.1f} MB, "
+         f"{time.perf_counter() - start:.1f} s)", quiet=args.quiet)
+    return 0

@@ -1,0 +1,152 @@
+"""Where a run's examples live: the user's data file and its text / id / label columns.
+
+The report and the review page show each example's text and the review export rewrites its
+label, so both need the data file the run was trained on. It comes from the command line
+(``--data DATA --text-column T --id-column I --label-column L``) or, for runs made by
+``datacarto run``, from ``run.json``'s ``extra["data"]`` (``{"path", "text_column",
+"id_column", "label_column"}``); options given on the command line win.
+
+Rows are matched to the run by id: the ``id_column`` when given, else the 0-based row number
+(:func:`datacarto.datafiles.example_ids`). Ids are compared by their string form, so a run
+recorded with integer ids matches a CSV whose id column pandas read as text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..datafiles import example_ids, read_data
+from ..errors import InputError, SchemaError
+
+__all__ = ["DataSource", "LoadedData", "load_source", "resolve_source"]
+
+#: Column names tried when none is given or recorded.
+DEFAULT_TEXT_COLUMNS = ("text", "sentence", "content")
+DEFAULT_LABEL_COLUMNS = ("label", "labels", "target")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A data file and the names of its columns (``None``: not known / row numbers for ids)."""
+
+    path: Path
+    text_column: str | None = None
+    id_column: str | None = None
+    label_column: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """A read data file: the frame, its ids (one per row) and an id -> row lookup."""
+
+    source: DataSource
+    frame: pd.DataFrame
+    ids: np.ndarray
+    row_of: dict[str, int]
+
+    def rows_for(self, run_ids: np.ndarray) -> np.ndarray:
+        """Row of each run id in the file, -1 where the file lacks it."""
+        get = self.row_of.get
+        return np.fromiter((get(str(i), -1) for i in run_ids), dtype=np.int64, count=len(run_ids))
+
+    def texts_for(self, run_ids: np.ndarray) -> list[str | None]:
+        """The text of each run id (``None`` where missing or when there is no text column)."""
+        if self.source.text_column is None:
+            return [None] * len(run_ids)
+        col = self.frame[self.source.text_column]
+        values = col.to_numpy(dtype=object, na_value=None)
+        rows = self.rows_for(run_ids)
+        return [None if r < 0 or values[r] is None else str(values[r]) for r in rows]
+
+
+def recorded_source(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``run.json``'s ``extra["data"]`` when it is a dict, else ``{}``."""
+    extra = meta.get("extra")
+    data = extra.get("data") if isinstance(extra, Mapping) else None
+    return dict(data) if isinstance(data, Mapping) else {}
+
+
+def _locate(recorded: str, run_dir: Path) -> Path | None:
+    """A recorded data path, as given (absolute or from the working directory) or beside the run."""
+    path = Path(recorded)
+    for candidate in (path, run_dir / path, run_dir.parent / path):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_source(run_dir: str | os.PathLike[str], meta: Mapping[str, Any], *,
+                   data: str | os.PathLike[str] | None = None, text_column: str | None = None,
+                   id_column: str | None = None, label_column: str | None = None,
+                   ) -> DataSource | None:
+    """The data source from the options, falling back to what ``run.json`` recorded.
+
+    Returns ``None`` when no data file is given or recorded (or the recorded one is gone):
+    callers that can work without text (the report) go on, others raise.
+    """
+    recorded = recorded_source(meta)
+    if data is None:
+        if not recorded.get("path"):
+            return None
+        located = _locate(str(recorded["path"]), Path(run_dir))
+        if located is None:
+            return None
+        path = located
+    else:
+        path = Path(data)
+
+    def pick(given: str | None, key: str) -> str | None:
+        if given is not None:
+            return given
+        value = recorded.get(key)
+        return str(value) if isinstance(value, str) and value else None
+
+    return DataSource(path=path, text_column=pick(text_column, "text_column"),
+                      id_column=pick(id_column, "id_column"),
+                      label_column=pick(label_column, "label_column"))
+
+
+def _check_column(frame: pd.DataFrame, column: str, option: str, path: Path) -> None:
+    if column not in frame.columns:
+        raise SchemaError(f"{path}: no column {column!r} (from {option}); columns are "
+                          f"{list(map(str, frame.columns))}.")
+
+
+def load_source(source: DataSource, run_ids: np.ndarray, *, need_label: bool = False) -> LoadedData:
+    """Read the data file, check the columns and that its ids cover the run's.
+
+    Columns not named fall back to common names (``text``, ``label``) when the file has them.
+    Raises SchemaError naming the file when a column is missing or no run id is in the file,
+    and InputError when ``need_label`` and no label column can be found.
+    """
+    frame = read_data(source.path)
+    text_column, label_column = source.text_column, source.label_column
+    if text_column is None:
+        text_column = next((c for c in DEFAULT_TEXT_COLUMNS if c in frame.columns), None)
+    else:
+        _check_column(frame, text_column, "--text-column", source.path)
+    if label_column is None:
+        label_column = next((c for c in DEFAULT_LABEL_COLUMNS if c in frame.columns), None)
+    else:
+        _check_column(frame, label_column, "--label-column", source.path)
+    if need_label and label_column is None:
+        raise InputError(f"{source.path}: no label column found (tried "
+                         f"{', '.join(DEFAULT_LABEL_COLUMNS)}). Name it with --label-column.")
+    ids = example_ids(frame, source.id_column, path=source.path)
+    row_of = {str(v): i for i, v in enumerate(ids.tolist())}
+    present = sum(1 for i in run_ids.tolist() if str(i) in row_of)
+    if len(run_ids) and present == 0:
+        how = (f"column {source.id_column!r}" if source.id_column else "row numbers (0-based)")
+        raise SchemaError(f"{source.path}: none of the run's {len(run_ids)} ids is in the file "
+                          f"(ids from {how}; first run id: {run_ids[0]!r}). Pass the id column "
+                          "with --id-column.")
+    resolved = DataSource(path=source.path, text_column=text_column, id_column=source.id_column,
+                          label_column=label_column)
+    return LoadedData(source=resolved, frame=frame, ids=ids, row_of=row_of)
