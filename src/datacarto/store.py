@@ -8,9 +8,11 @@ Layout (VISION.md §6, contract)::
 
 Shard columns: ``id`` (int64 or string), ``label`` (int32), ``gold_prob``, ``margin``,
 ``loss`` (float32), ``pred``, ``runner_up`` (int32) and, when K is small enough,
-``logits`` (fixed-size list of K float32). Rows are sorted by id. Every file is written to a
-temporary name and renamed, so a crash leaves the last committed epoch intact; ``run.json``
-lists the committed epochs and is rewritten only after a shard is in place.
+``logits`` (fixed-size list of K float32). Rows are sorted by id and cut into row groups of
+:data:`ROW_GROUP_ROWS` rows, so that a reader can fetch the same row range from every epoch
+without reading whole shards (:class:`ShardReader`, used by :mod:`datacarto.engine`). Every file
+is written to a temporary name and renamed, so a crash leaves the last committed epoch intact;
+``run.json`` lists the committed epochs and is rewritten only after a shard is in place.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,11 @@ SCHEMA_VERSION = 1
 #: Full logits are stored while K is at most this (N*E*K floats); beyond, derived columns only.
 DEFAULT_MAX_LOGIT_CLASSES = 64
 REQUIRED_COLUMNS = ("id", "label", "gold_prob", "pred", "runner_up", "margin", "loss")
+#: Rows per Parquet row group. Fixed so that row ranges line up across epochs: the streaming
+#: engine reads one row group of every epoch at a time (2**17 rows x K=10 logits ~ 5 MB).
+ROW_GROUP_ROWS = 1 << 17
+#: Dictionary encoding gains nothing on unique ids and float columns and costs 2x write time.
+_WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": False}
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
@@ -132,9 +139,8 @@ def _id_array(ids: np.ndarray) -> pa.Array:
     return pa.array(ids.astype(str) if ids.dtype.kind == "U" else ids.astype(np.int64))
 
 
-def write_shard(path: Path, *, epoch: int, ids: np.ndarray, labels: np.ndarray,
-                derived: dict[str, np.ndarray], logits: np.ndarray | None) -> None:
-    """Write one epoch's rows (already sorted by id) to ``path`` atomically."""
+def _shard_table(epoch: int, ids: np.ndarray, labels: np.ndarray, derived: dict[str, np.ndarray],
+                 logits: np.ndarray | None) -> pa.Table:
     columns: dict[str, pa.Array] = {
         "id": _id_array(ids),
         "label": pa.array(labels.astype(np.int32)),
@@ -147,70 +153,168 @@ def write_shard(path: Path, *, epoch: int, ids: np.ndarray, labels: np.ndarray,
     if logits is not None:
         flat = pa.array(np.ascontiguousarray(logits, dtype=np.float32).reshape(-1))
         columns["logits"] = pa.FixedSizeListArray.from_arrays(flat, logits.shape[1])
-    table = pa.table(columns).replace_schema_metadata({
+    return pa.table(columns).replace_schema_metadata({
         "datacarto_schema_version": str(SCHEMA_VERSION),
         "datacarto_version": __version__,
         "epoch": str(epoch),
     })
+
+
+def write_shard(path: Path, *, epoch: int, ids: np.ndarray, labels: np.ndarray,
+                derived: dict[str, np.ndarray], logits: np.ndarray | None) -> None:
+    """Write one epoch's rows (already sorted by id) to ``path`` atomically."""
+    table = _shard_table(epoch, ids, labels, derived, logits)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS,
+                                                  **_WRITE_OPTIONS))
+
+
+ShardChunk = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], "np.ndarray | None"]
+
+
+def write_shard_chunks(path: Path, *, epoch: int, chunks: Iterable[ShardChunk]) -> int:
+    """Write one epoch given as consecutive ``(ids, labels, derived, logits)`` chunks, atomically.
+
+    The chunks must already be in id order; each becomes its own row group(s), so give chunks of
+    :data:`ROW_GROUP_ROWS` rows (the last may be shorter) to get the same layout as
+    :func:`write_shard`. Only one chunk is in memory at a time. Returns the number of rows.
+    """
+    rows = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal rows
+        writer: pq.ParquetWriter | None = None
+        try:
+            for ids, labels, derived, logits in chunks:
+                table = _shard_table(epoch, ids, labels, derived, logits)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, **_WRITE_OPTIONS)
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise InputError(f"{path}: no rows to write for epoch {epoch}.")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, write)
+    return rows
 
 
 def read_shard(path: Path, *, columns: list[str] | None = None, n_classes: int | None = None,
                id_type: str | None = None) -> dict[str, np.ndarray]:
     """Read one shard into numpy arrays, validating schema and values; errors name the file and row."""
-    if not path.is_file():
-        raise SchemaError(f"{path}: epoch shard listed in run.json is missing")
+    reader = ShardReader(path, n_classes=n_classes, id_type=id_type)
     try:
-        pf = pq.ParquetFile(path)
-        schema = pf.schema_arrow
-    except (pa.ArrowException, OSError) as err:
-        raise SchemaError(f"{path}: not a readable Parquet file ({err})") from err
-    meta = schema.metadata or {}
-    version = meta.get(b"datacarto_schema_version", b"0").decode()
-    if not version.isdigit() or int(version) > SCHEMA_VERSION or int(version) < 1:
-        raise SchemaError(f"{path}: schema version {version!r} is not one this datacarto "
-                          f"(schema {SCHEMA_VERSION}) reads.")
-    missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
-    if missing:
-        raise SchemaError(f"{path}: expected columns {', '.join(REQUIRED_COLUMNS)}; "
-                          f"missing {', '.join(missing)}.")
-    wanted = list(columns) if columns is not None else list(schema.names)
-    if "logits" in wanted and "logits" not in schema.names:
-        raise SchemaError(f"{path}: this run stored no full logits (K too large or disabled).")
-    try:
-        table = pf.read(columns=wanted)
-    except (pa.ArrowException, OSError) as err:
-        raise SchemaError(f"{path}: cannot read columns {wanted} ({err})") from err
+        return reader.read_rows(0, reader.num_rows, columns)
+    finally:
+        reader.close()
+
+
+class ShardReader:
+    """One shard opened for reading row ranges; its schema is checked once, on opening.
+
+    ``read_rows(start, stop, columns)`` reads only the row groups that overlap the range and
+    checks the values it returns (labels in range, finite probabilities); errors name the file
+    and the row number in the file.
+    """
+
+    def __init__(self, path: Path, *, n_classes: int | None = None, id_type: str | None = None) -> None:
+        self.path = Path(path)
+        self.n_classes = n_classes
+        self.id_type = id_type
+        if not self.path.is_file():
+            raise SchemaError(f"{self.path}: epoch shard listed in run.json is missing")
+        try:
+            self._file = pq.ParquetFile(self.path)
+            schema = self._file.schema_arrow
+            counts = [self._file.metadata.row_group(i).num_rows
+                      for i in range(self._file.metadata.num_row_groups)]
+        except (pa.ArrowException, OSError) as err:
+            raise SchemaError(f"{self.path}: not a readable Parquet file ({err})") from err
+        meta = schema.metadata or {}
+        version = meta.get(b"datacarto_schema_version", b"0").decode(errors="replace")
+        if not version.isdigit() or int(version) > SCHEMA_VERSION or int(version) < 1:
+            raise SchemaError(f"{self.path}: schema version {version!r} is not one this datacarto "
+                              f"(schema {SCHEMA_VERSION}) reads.")
+        self.schema_version = int(version)
+        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+        if missing:
+            raise SchemaError(f"{self.path}: expected columns {', '.join(REQUIRED_COLUMNS)}; "
+                              f"missing {', '.join(missing)}.")
+        self.names: list[str] = list(schema.names)
+        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self.num_rows = int(self._starts[-1])
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ShardReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_rows(self, start: int, stop: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` of the file as numpy arrays (``columns``: default all)."""
+        wanted = list(columns) if columns is not None else list(self.names)
+        if "logits" in wanted and "logits" not in self.names:
+            raise SchemaError(f"{self.path}: this run stored no full logits (K too large or disabled).")
+        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        last = int(np.searchsorted(self._starts, stop, side="left"))
+        groups = list(range(max(first, 0), min(last, len(self._starts) - 1)))
+        try:
+            if stop <= start:
+                table = self._file.schema_arrow.empty_table().select(wanted)
+            elif len(groups) == len(self._starts) - 1:
+                table = self._file.read(columns=wanted)
+            else:
+                table = self._file.read_row_groups(groups, columns=wanted)
+            offset = start - int(self._starts[groups[0]]) if groups else 0
+            if offset or table.num_rows != stop - start:
+                table = table.slice(offset, max(stop - start, 0))
+        except (pa.ArrowException, OSError) as err:
+            raise SchemaError(f"{self.path}: cannot read columns {wanted} ({err})") from err
+        out = _table_to_numpy(table, wanted)
+        self._check_values(out, start)
+        return out
+
+    def _check_values(self, out: dict[str, np.ndarray], row0: int) -> None:
+        path = self.path
+        if "id" in out and self.id_type is not None:
+            kind = "str" if out["id"].dtype.kind == "U" else "int"
+            if kind != self.id_type:
+                raise SchemaError(f"{path}: ids are {kind} but run.json says {self.id_type}.")
+        if "label" in out and self.n_classes is not None:
+            bad = (out["label"] < 0) | (out["label"] >= self.n_classes)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise SchemaError(f"{path} row {row0 + i}{_row_id(out, i)}: label {out['label'][i]} is "
+                                  f"outside 0..{self.n_classes - 1}.")
+        if "logits" in out and self.n_classes is not None and out["logits"].shape[1] != self.n_classes:
+            raise SchemaError(f"{path}: logits have {out['logits'].shape[1]} values per row but the "
+                              f"run has {self.n_classes} classes.")
+        for name in ("gold_prob", "margin", "loss"):
+            if name in out and not np.all(np.isfinite(out[name])):
+                i = int(np.argmax(~np.isfinite(out[name])))
+                raise SchemaError(f"{path} row {row0 + i}{_row_id(out, i)}: {name} is not finite.")
+
+
+def _table_to_numpy(table: pa.Table, wanted: list[str]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name in wanted:
         col = table.column(name)
         if name == "logits":
             flat = col.combine_chunks()
             width = flat.type.list_size
+            # flatten() honours the slice offset (.values would not)
             out[name] = flat.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
         elif name == "id":
             arr = col.to_numpy(zero_copy_only=False)
             out[name] = arr.astype(str) if arr.dtype.kind == "O" else arr.astype(np.int64, copy=False)
         else:
             out[name] = col.to_numpy(zero_copy_only=False)
-    if "id" in out and id_type is not None:
-        kind = "str" if out["id"].dtype.kind == "U" else "int"
-        if kind != id_type:
-            raise SchemaError(f"{path}: ids are {kind} but run.json says {id_type}.")
-    if "label" in out and n_classes is not None:
-        bad = (out["label"] < 0) | (out["label"] >= n_classes)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise SchemaError(f"{path} row {i}{_row_id(out, i)}: label {out['label'][i]} is outside "
-                              f"0..{n_classes - 1}.")
-    if "logits" in out and n_classes is not None and out["logits"].shape[1] != n_classes:
-        raise SchemaError(f"{path}: logits have {out['logits'].shape[1]} values per row but the run "
-                          f"has {n_classes} classes.")
-    for name in ("gold_prob", "margin", "loss"):
-        if name in out and not np.all(np.isfinite(out[name])):
-            i = int(np.argmax(~np.isfinite(out[name])))
-            raise SchemaError(f"{path} row {i}{_row_id(out, i)}: {name} is not finite.")
     return out
 
 
