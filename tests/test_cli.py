@@ -124,6 +124,10 @@ def test_metrics_errors(capsys, run_dir, tmp_path):
     assert_error(capsys, ["metrics", run_dir, tmp_path / "notrun", "-o", tmp_path / "a.csv"],
                  r"notrun: not a datacarto run", absent=[tmp_path / "a.csv"])
     assert_error(capsys, ["metrics", run_dir, "--epochs", "7:9"], r"selects none of the recorded")
+    shifted = make_run(tmp_path / "run3", ids=np.arange(N) + 1)
+    assert_error(capsys, ["metrics", run_dir, shifted, "-o", tmp_path / "a.csv"],
+                 r"datacarto metrics .*run .*run3: aggregate_runs: run 2 has different ids",
+                 absent=[tmp_path / "a.csv"])
 
 
 def test_debug_reraises(tmp_path):
@@ -136,7 +140,6 @@ def test_debug_reraises(tmp_path):
 
 
 # ------------------------------------------------------------------------------- map
-@pytest.mark.filterwarnings("ignore::DeprecationWarning:matplotlib")
 def test_map_default_png_and_svg(capsys, run_dir, tmp_path):
     code, out, _ = run_cli(capsys, "map", run_dir)
     assert code == 0 and f"({N} examples)" in out

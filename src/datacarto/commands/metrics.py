@@ -66,7 +66,10 @@ def execute(args: argparse.Namespace) -> int:
     runs = [load(path) for path in args.runs]  # check every path before computing
     frames = [r.metrics(epochs=args.epochs, include_ci=args.include_ci, regions=regions)
               for r in runs]
-    frame = frames[0] if len(frames) == 1 else aggregate_runs(frames, regions=regions)
+    try:
+        frame = frames[0] if len(frames) == 1 else aggregate_runs(frames, regions=regions)
+    except InputError as err:  # "run 2 has different ids": say which paths runs 1 and 2 are
+        raise InputError(f"datacarto metrics {' '.join(map(str, args.runs))}: {err}") from err
     write_data(frame, out)
     for line in summary(frame):
         print(line)
