@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from .errors import DatacartoError
 
 EXIT_USAGE_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"datacarto: error: {err}", file=sys.stderr)
         return EXIT_USAGE_ERROR
+    except BrokenPipeError:
+        # `datacarto flag RUN | head`: the reader left; silence the flush at exit like other tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as err:
         if args.debug:
             raise
