@@ -62,12 +62,19 @@ class Run:
         dyn = _stack_epochs(per_epoch, classes=list(self.classes), meta=dict(self.meta))
         return dyn.window(epochs)
 
-    def metrics(self, **options: Any) -> Any:
-        """Every per-example metric as a pandas DataFrame with an ``id`` column (see :func:`compute_metrics`)."""
-        from .metrics import compute_metrics
+    def metrics(self, *, engine: str = "local", scheduler: Any = None, **options: Any) -> Any:
+        """Every per-example metric as a pandas DataFrame with an ``id`` column (see :func:`compute_metrics`).
 
-        epochs = options.pop("epochs", None)
-        return compute_metrics(self.dynamics(epochs=epochs), **options)
+        Computed from the shards in bounded memory (:mod:`datacarto.engine`), with the same
+        result as ``compute_metrics(self.dynamics(epochs=...), ...)``. Options: ``epochs``,
+        ``include_ci``, ``regions``, ``label_errors`` (as for :func:`compute_metrics`);
+        ``engine="local"`` (threads in this process) or ``"dask"`` with ``scheduler`` an address
+        such as ``"tcp://host:8786"``, a ``distributed.Client``, or None for a local cluster;
+        ``workers`` (local threads) and ``chunk_rows``.
+        """
+        from .engine import compute_run_metrics
+
+        return compute_run_metrics(self, engine=engine, scheduler=scheduler, **options)
 
 
 def _check_aligned(path: Path, epoch: int, ids: np.ndarray, labels: np.ndarray | None,

@@ -246,8 +246,15 @@ class ShardReader:
         self.names: list[str] = list(schema.names)
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         self.num_rows = int(self._starts[-1])
+        self._cache: tuple[tuple[tuple[int, ...], tuple[str, ...]], pa.Table] | None = None
+
+    @property
+    def row_group_rows(self) -> int:
+        """Rows in the first row group (the file's row-group size)."""
+        return int(self._starts[1]) if len(self._starts) > 1 else 0
 
     def close(self) -> None:
+        self._cache = None
         self._file.close()
 
     def __enter__(self) -> ShardReader:
@@ -264,13 +271,19 @@ class ShardReader:
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
         last = int(np.searchsorted(self._starts, stop, side="left"))
         groups = list(range(max(first, 0), min(last, len(self._starts) - 1)))
+        key = (tuple(groups), tuple(wanted))
         try:
             if stop <= start:
                 table = self._file.schema_arrow.empty_table().select(wanted)
+            elif self._cache is not None and self._cache[0] == key:
+                table = self._cache[1]
             elif len(groups) == len(self._starts) - 1:
                 table = self._file.read(columns=wanted)
             else:
                 table = self._file.read_row_groups(groups, columns=wanted)
+            # keep the decoded groups when the next range is likely to start inside them
+            ends_inside = bool(groups) and stop < int(self._starts[groups[-1] + 1])
+            self._cache = (key, table) if ends_inside else None
             offset = start - int(self._starts[groups[0]]) if groups else 0
             if offset or table.num_rows != stop - start:
                 table = table.slice(offset, max(stop - start, 0))
