@@ -3,8 +3,8 @@
 The report and the review page show each example's text and the review export rewrites its
 label, so both need the data file the run was trained on. It comes from the command line
 (``--data DATA --text-column T --id-column I --label-column L``) or, for runs made by
-``datacarto run``, from ``run.json``'s ``extra["data"]`` (``{"path", "text_column",
-"id_column", "label_column"}``); options given on the command line win.
+``datacarto run``, from ``run.json``'s ``extra["source"]`` (or ``extra["data"]``), a dict
+``{"path", "text_column", "id_column", "label_column"}``; options given on the command line win.
 
 Rows are matched to the run by id: the ``id_column`` when given, else the 0-based row number
 (:func:`datacarto.datafiles.example_ids`). Ids are compared by their string form, so a run
@@ -67,10 +67,14 @@ class LoadedData:
 
 
 def recorded_source(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """``run.json``'s ``extra["data"]`` when it is a dict, else ``{}``."""
+    """``run.json``'s ``extra["source"]`` (or ``extra["data"]``) when it is a dict, else ``{}``."""
     extra = meta.get("extra")
-    data = extra.get("data") if isinstance(extra, Mapping) else None
-    return dict(data) if isinstance(data, Mapping) else {}
+    if not isinstance(extra, Mapping):
+        return {}
+    for key in ("source", "data"):
+        if isinstance(extra.get(key), Mapping) and extra[key].get("path"):
+            return dict(extra[key])
+    return {}
 
 
 def _locate(recorded: str, run_dir: Path) -> Path | None:

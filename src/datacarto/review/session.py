@@ -1,0 +1,205 @@
+"""The review session: the queue of suspects, their examples and neighbours, and decisions.
+
+Everything the review server shows or changes goes through :class:`ReviewSession`; the HTTP
+layer (:mod:`datacarto.review.server`) only parses requests and encodes answers. Examples
+are addressed by ``str(id)`` (a "key"); any key not in the run is an :class:`UnknownId`.
+
+The queue holds the suspects (``is_label_error``) by ``label_error_score``, highest first
+(ties by id), or the ``top`` highest-scoring examples when ``top`` is given. Neighbours are
+the examples nearest on the data map, in (variability / 0.5, confidence) units so both
+axes span [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..report.source import LoadedData
+from .decisions import ACTIONS, REVIEW_DIR, DecisionLog
+from .export import ExportResult, export_corrected
+
+__all__ = ["ReviewSession", "UnknownId"]
+
+#: Neighbours listed for each example, and points sent for the background of the mini map.
+N_NEIGHBOURS = 8
+MAP_SAMPLE = 4000
+TEXT_LIMIT = 20_000
+NEIGHBOUR_TEXT = 160
+
+
+class UnknownId(InputError):
+    """A request named an id that is not in the run."""
+
+
+def _native(value: Any) -> int | str:
+    return int(value) if isinstance(value, (int, np.integer)) else str(value)
+
+
+class ReviewSession:
+    """State of one review: the run's metrics, the data, the queue and the decision log.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run directory; decisions go to ``RUN/review/decisions.jsonl``.
+    metrics : DataFrame
+        ``run.metrics()``.
+    classes : sequence of str
+        Class names of the run.
+    data : LoadedData or None
+        The user's data file (texts, export). Without it nothing can be exported.
+    top : int, optional
+        Review the ``top`` highest-scoring examples instead of the flagged ones.
+    """
+
+    def __init__(self, run_dir: str | Path, metrics: pd.DataFrame, classes: Sequence[str],
+                 data: LoadedData | None = None, *, top: int | None = None,
+                 title: str = "datacarto review") -> None:
+        self.run_dir = Path(run_dir)
+        self.classes = [str(c) for c in classes]
+        self.data = data
+        self.title = title
+        m = metrics.reset_index(drop=True)
+        self.n = len(m)
+        self.ids = [_native(v) for v in m["id"].tolist()]
+        self.keys = [str(v) for v in self.ids]
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.label = m["label"].to_numpy(np.int64)
+        self.sugg = m["suggested_label"].to_numpy(np.int64)
+        self.conf = m["confidence"].to_numpy(np.float64)
+        self.var = m["variability"].to_numpy(np.float64)
+        self.corr = m["correctness"].to_numpy(np.float64)
+        self.score = m["label_error_score"].to_numpy(np.float64)
+        self.flag = m["is_label_error"].to_numpy(bool)
+        self.region = m["region"].astype(str).tolist()
+        self.texts = data.texts_for(np.asarray(m["id"].to_numpy())) if data is not None else None
+        order = np.lexsort((np.arange(self.n), -self.score))
+        if top is not None:
+            if top < 1:
+                raise InputError(f"review: --top must be a positive integer; got {top}.")
+            queue = order[:top]
+        else:
+            queue = order[self.flag[order]]
+        self.queue = [int(i) for i in queue]
+        self.position = {self.keys[i]: p for p, i in enumerate(self.queue)}
+        self.log = DecisionLog(self.run_dir / REVIEW_DIR / "decisions.jsonl").load()
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def problems(self) -> list[str]:
+        return list(self.log.problems)
+
+    def _row(self, key: str) -> int:
+        row = self.index.get(key)
+        if row is None:
+            raise UnknownId(f"unknown id {key[:80]!r}: not in this run.")
+        return row
+
+    def _decision(self, key: str) -> dict[str, Any] | None:
+        dec = self.log.latest.get(key)
+        return None if dec is None else {"action": dec["action"], "new_label": dec["new_label"],
+                                         "time": dec["time"]}
+
+    def next_undecided(self, after: int = -1) -> int | None:
+        """Queue position of the first undecided suspect after ``after`` (wrapping), or None."""
+        n = len(self.queue)
+        for step in range(1, n + 1):
+            p = (after + step) % n
+            if self.keys[self.queue[p]] not in self.log.latest:
+                return p
+        return None
+
+    def state(self) -> dict[str, Any]:
+        decided = sum(1 for i in self.queue if self.keys[i] in self.log.latest)
+        return {"title": self.title, "classes": self.classes, "total": len(self.queue),
+                "decided": decided, "next": self.next_undecided(), "problems": self.problems,
+                "has_text": self.texts is not None, "can_export": self.can_export(),
+                "n_examples": self.n, "log": f"{REVIEW_DIR}/decisions.jsonl"}
+
+    def queue_items(self) -> list[dict[str, Any]]:
+        return [{"id": self.keys[i], "score": round(float(self.score[i]), 4),
+                 "given": self.classes[self.label[i]], "suggested": self.classes[self.sugg[i]],
+                 "decision": self._decision(self.keys[i])} for i in self.queue]
+
+    def _brief(self, i: int, limit: int) -> dict[str, Any]:
+        text = None if self.texts is None else self.texts[i]
+        if text is not None and len(text) > limit:
+            text = text[: limit - 1] + "…"
+        return {"id": self.keys[i], "text": text, "given": self.classes[self.label[i]],
+                "suggested": self.classes[self.sugg[i]], "x": round(float(self.var[i]), 4),
+                "y": round(float(self.conf[i]), 4), "flagged": bool(self.flag[i]),
+                "score": round(float(self.score[i]), 4), "region": self.region[i],
+                "decision": self._decision(self.keys[i])}
+
+    def neighbours(self, row: int, k: int = N_NEIGHBOURS) -> list[int]:
+        """Rows of the ``k`` examples nearest to ``row`` on the map (itself excluded)."""
+        d = (2.0 * (self.var - self.var[row])) ** 2 + (self.conf - self.conf[row]) ** 2
+        d[row] = np.inf
+        k = min(k, self.n - 1)
+        if k <= 0:
+            return []
+        near = np.argpartition(d, k - 1)[:k]
+        return [int(i) for i in near[np.lexsort((near, d[near]))]]
+
+    def example(self, key: str) -> dict[str, Any]:
+        row = self._row(key)
+        out = self._brief(row, TEXT_LIMIT)
+        out.update({"correctness": round(float(self.corr[row]), 4), "position": self.position.get(key),
+                    "neighbours": [self._brief(i, NEIGHBOUR_TEXT) for i in self.neighbours(row)]})
+        return out
+
+    def map_points(self, seed: int = 0) -> dict[str, Any]:
+        """A seeded sample of the map for the mini map's background (all points when few)."""
+        rows = np.arange(self.n)
+        if self.n > MAP_SAMPLE:
+            rows = np.sort(np.random.default_rng(seed).choice(self.n, MAP_SAMPLE, replace=False))
+        return {"x": np.round(self.var[rows], 4).tolist(), "y": np.round(self.conf[rows], 4).tolist(),
+                "flag": self.flag[rows].astype(int).tolist(), "n": self.n}
+
+    # ------------------------------------------------------------------ writing
+    def decide(self, key: str, action: str, label: str | None = None) -> dict[str, Any]:
+        """Validate and durably record one decision; returns it with the queue's progress."""
+        row = self._row(key)
+        if action not in ACTIONS:
+            raise InputError(f"unknown action {str(action)[:40]!r}; expected one of {', '.join(ACTIONS)}.")
+        old = self.classes[self.label[row]]
+        if action == "relabel":
+            if not isinstance(label, str) or label not in self.classes:
+                raise InputError(f"relabel needs 'label', one of the run's classes; got {str(label)[:80]!r}.")
+            new: str | None = label
+        elif label is not None:
+            raise InputError(f"action {action!r} takes no 'label'.")
+        else:
+            new = {"accept": self.classes[self.sugg[row]], "keep": old, "drop": None}[action]
+        record = self.log.append(id=self.ids[row], old_label=old, action=action, new_label=new)
+        pos = self.position.get(key, -1)
+        return {"id": key, "decision": {"action": record["action"], "new_label": record["new_label"],
+                                        "time": record["time"]},
+                "decided": sum(1 for i in self.queue if self.keys[i] in self.log.latest),
+                "next": self.next_undecided(pos)}
+
+    def can_export(self) -> bool:
+        return self.data is not None and self.data.source.label_column is not None
+
+    def default_export_path(self) -> Path:
+        assert self.data is not None
+        src = self.data.source.path
+        suffix = "".join(src.suffixes[-2:]) if src.suffix.lower() in {".gz", ".bz2", ".xz", ".zst"} \
+            else src.suffix
+        return self.run_dir / REVIEW_DIR / f"corrected{suffix}"
+
+    def export(self, out: str | Path | None = None) -> ExportResult:
+        """Write the corrected dataset (default ``RUN/review/corrected.<ext>``) and its change log."""
+        if self.data is None:
+            raise InputError("review: no data file, nothing to export. Start the review with --data.")
+        run_labels = {self.keys[i]: self.classes[self.label[i]] for i in
+                      (self.index[k] for k in self.log.latest if k in self.index)}
+        return export_corrected(self.data, dict(self.log.latest), self.classes,
+                                out if out is not None else self.default_export_path(),
+                                run_labels=run_labels)

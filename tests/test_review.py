@@ -1,0 +1,521 @@
+"""Review: decision log (durability, resume, corrupt lines, concurrency), export, session, server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datacarto
+from datacarto.cli import main
+from datacarto.errors import InputError, SchemaError
+from datacarto.report.source import DataSource, load_source, resolve_source
+from datacarto.review.decisions import DecisionLog
+from datacarto.review.export import changes_path, export_corrected
+from datacarto.review.server import is_loopback, make_server
+from datacarto.review.session import ReviewSession, UnknownId
+
+CLASSES = ["neg", "neu", "pos"]
+XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 2">']
+
+
+def make_run(root: Path, n: int = 60, *, id_column: bool = False, fmt: str = "csv",
+             label_kind: str = "name") -> tuple[Path, Path]:
+    """A run whose every 7th example is mislabelled (given = true + 1), plus its data file."""
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 3, n)
+    given = true.copy()
+    given[::7] = (true[::7] + 1) % 3
+    ids = [f"ex-{i:03d}" for i in range(n)] if id_column else list(range(n))
+    run = root / "run"
+    with datacarto.Recorder(run, classes=CLASSES) as rec:
+        for epoch in range(5):
+            logits = rng.normal(0, 0.3, (n, 3))
+            logits[np.arange(n), true] += 0.6 * (epoch + 1)
+            rec.update(ids, logits, given)
+            rec.end_epoch()
+    texts = [f"text {i} about {CLASSES[t]}" for i, t in enumerate(true)]
+    texts[0], texts[7] = XSS
+    labels = {"name": [CLASSES[g] for g in given], "index": given.tolist()}[label_kind]
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    if id_column:
+        frame.insert(0, "uid", ids)
+    data = root / f"data.{fmt}"
+    datacarto.datafiles.write_data(frame, data)
+    return run, data
+
+
+def make_session(run: Path, data: Path, **kw: object) -> ReviewSession:
+    r = datacarto.load(run)
+    metrics = r.metrics()
+    loaded = load_source(DataSource(data, id_column=kw.pop("id_column", None)),  # type: ignore[arg-type]
+                         metrics["id"].to_numpy())
+    return ReviewSession(run, metrics, r.classes, loaded, **kw)  # type: ignore[arg-type]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_run(tmp_path_factory.mktemp("review"))
+
+
+@pytest.fixture()
+def fresh(built: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    run, data = built
+    shutil.copytree(run, tmp_path / "run")
+    shutil.copy(data, tmp_path / data.name)
+    return tmp_path / "run", tmp_path / data.name
+
+
+# ------------------------------------------------------------------------- decision log
+def test_log_appends_one_fsynced_line_per_decision_and_resumes(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path / "review" / "decisions.jsonl")
+    log.append(id=3, old_label="neg", action="accept", new_label="pos")
+    log.append(id="a", old_label="neg", action="drop", new_label=None)
+    log.append(id=3, old_label="neg", action="keep", new_label="neg")
+    lines = log.path.read_text().splitlines()
+    assert [json.loads(x)["action"] for x in lines] == ["accept", "drop", "keep"]
+    assert set(json.loads(lines[0])) == {"time", "id", "old_label", "action", "new_label"}
+    again = DecisionLog(log.path).load()
+    assert again.count == 3 and len(again) == 2 and again.problems == []
+    assert again.latest["3"]["action"] == "keep"  # the latest decision for an id wins
+
+
+def test_log_corrupt_last_line_is_reported_and_skipped_and_earlier_kept(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(path)
+    for i in range(3):
+        log.append(id=i, old_label="neg", action="accept", new_label="pos")
+    with open(path, "ab") as fh:  # a crash in the middle of a write
+        fh.write(b'{"time": "2025-01-01T00:00:00", "id": 9, "old_la')
+    again = DecisionLog(path).load()
+    assert sorted(again.latest) == ["0", "1", "2"]
+    assert len(again.problems) == 1
+    assert "line 4" in again.problems[0] and "cut off by a crash" in again.problems[0]
+    again.append(id=5, old_label="neu", action="drop", new_label=None)  # starts a fresh line
+    third = DecisionLog(path).load()
+    assert sorted(third.latest) == ["0", "1", "2", "5"] and len(third.problems) == 1
+
+
+@pytest.mark.parametrize("line, why", [
+    (b"[1, 2]", "expected a JSON object"),
+    (b'{"id": true, "action": "keep", "new_label": "a", "time": "t"}', "no valid 'id'"),
+    (b'{"id": 1, "action": "burn", "new_label": "a", "time": "t"}', "'action' is 'burn'"),
+    (b'{"id": 1, "action": "drop", "new_label": "a", "time": "t"}', "must have new_label null"),
+    (b'{"id": 1, "action": "relabel", "new_label": null, "time": "t"}', "must be a class name"),
+    (b'{"id": 1, "action": "keep", "new_label": "a"}', "no 'time'"),
+    (b"\xff\xfe", "not valid JSON"),
+], ids=["array", "bool-id", "action", "drop-label", "relabel-null", "no-time", "binary"])
+def test_log_bad_lines_are_skipped_with_a_reason(tmp_path: Path, line: bytes, why: str) -> None:
+    path = tmp_path / "decisions.jsonl"
+    good = b'{"id": 0, "action": "keep", "new_label": "a", "old_label": "a", "time": "t"}\n'
+    path.write_bytes(good + line + b"\n" + good.replace(b'"id": 0', b'"id": 2'))
+    log = DecisionLog(path).load()
+    assert sorted(log.latest) == ["0", "2"]
+    assert len(log.problems) == 1 and why in log.problems[0] and "line 2" in log.problems[0]
+
+
+def test_log_append_rejects_bad_decisions(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path / "d.jsonl")
+    with pytest.raises(InputError, match="'action' is 'nuke'"):
+        log.append(id=1, old_label="a", action="nuke", new_label="b")
+    with pytest.raises(InputError, match="must be a class name"):
+        log.append(id=1, old_label="a", action="accept", new_label=None)
+    assert not log.path.exists()
+
+
+def test_log_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    logs = [DecisionLog(path), DecisionLog(path)]  # two writers on one file, as two servers would be
+
+    def work(t: int) -> None:
+        for i in range(25):
+            logs[t % 2].append(id=f"{t}-{i}", old_label="a", action="keep", new_label="a")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log = DecisionLog(path).load()
+    assert log.count == 200 and len(log) == 200 and log.problems == []
+
+
+# ------------------------------------------------------------------------------ export
+def test_export_writes_corrected_copy_and_change_log_and_never_touches_original(
+        fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    before = sha(data)
+    session = make_session(run, data)
+    q = [session.keys[i] for i in session.queue]
+    session.decide(q[0], "accept")
+    session.decide(q[1], "relabel", "neu")
+    session.decide(q[2], "drop")
+    session.decide(q[3], "keep")
+    result = session.export(run.parent / "out" / "corrected.csv")
+    assert sha(data) == before
+    original = pd.read_csv(data)
+    out = pd.read_csv(result.path)
+    assert len(out) == len(original) - 1 == result.rows
+    assert (result.relabelled, result.dropped, result.kept) == (2, 1, 1)
+    rows = {k: int(k) for k in q[:4]}  # ids are row numbers here
+    kept = original.drop(index=rows[q[2]]).reset_index(drop=True)
+    assert list(out.columns) == list(original.columns)
+    assert out["text"].tolist() == kept["text"].tolist()  # payloads round-trip as text
+    pos_of = {r: i for i, r in enumerate(original.index.drop(rows[q[2]]))}  # row -> row in the copy
+    assert out.loc[pos_of[rows[q[0]]], "label"] == CLASSES[session.sugg[session.index[q[0]]]]
+    assert out.loc[pos_of[rows[q[1]]], "label"] == "neu"
+    log = pd.read_csv(result.changes)
+    assert result.changes == changes_path(result.path)
+    assert set(log["action"]) == {"accept", "relabel", "drop", "keep"}
+    assert log["row"].is_monotonic_increasing
+    assert "2 relabelled, 1 dropped, 1 kept" in result.summary()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "tsv"])
+def test_export_keeps_the_data_format_and_string_ids(tmp_path: Path, fmt: str) -> None:
+    run, data = make_run(tmp_path, id_column=True, fmt=fmt)
+    session = make_session(run, data, id_column="uid")
+    key = session.keys[session.queue[0]]
+    assert key.startswith("ex-")
+    session.decide(key, "relabel", "pos")
+    result = session.export(tmp_path / f"fixed.{fmt}")
+    out = datacarto.datafiles.read_data(result.path)
+    assert out.loc[out["uid"] == key, "label"].tolist() == ["pos"]
+    assert len(out) == 60
+
+
+def test_export_integer_labels_stay_integers(tmp_path: Path) -> None:
+    run, data = make_run(tmp_path, label_kind="index")  # 0/1/2 in the file, names in the run
+    session = make_session(run, data)
+    key = session.keys[session.queue[0]]
+    session.decide(key, "relabel", "pos")
+    out = pd.read_csv(session.export(tmp_path / "fixed.csv").path)
+    assert pd.api.types.is_integer_dtype(out["label"]) and out.loc[int(key), "label"] == 2
+    log = pd.read_csv(changes_path(tmp_path / "fixed.csv"))
+    assert log.loc[0, "new_label"] == "pos"
+
+
+def test_export_numeric_class_names_are_written_as_numbers(tmp_path: Path) -> None:
+    # runs made by `datacarto run` on a 1/2/3 column name their classes "1", "2", "3"
+    run = tmp_path / "run"
+    with datacarto.Recorder(run, classes=["1", "2", "3"]) as rec:
+        for _ in range(3):
+            rec.update([0, 1], np.array([[3.0, 0, 0], [0, 3.0, 0]]), [1, 1])
+            rec.end_epoch()
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"label": [2, 2]}).to_csv(data, index=False)
+    session = make_session(run, data, top=2)
+    session.decide("0", "accept")
+    out = pd.read_csv(session.export(tmp_path / "o.csv").path)
+    assert out["label"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("out, match", [
+    ("data.csv", "data file itself; the original is never modified"),
+    ("fixed.jsonl", r"keeps the data file's format \(csv\); got a .jsonl name"),
+    ("fixed.txt", "unsupported file type"),
+], ids=["same-file", "other-format", "unknown-ext"])
+def test_export_refuses_bad_outputs(fresh: tuple[Path, Path], out: str, match: str) -> None:
+    run, data = fresh
+    session = make_session(run, data)
+    session.decide(session.keys[session.queue[0]], "accept")
+    before = sha(data)
+    with pytest.raises(InputError, match=match):
+        session.export(data.parent / out)
+    assert sha(data) == before
+
+
+def test_export_errors_on_ids_missing_from_data_and_missing_label_column(
+        fresh: tuple[Path, Path], tmp_path: Path) -> None:
+    run, data = fresh
+    session = make_session(run, data)
+    session.log.append(id=999, old_label="neg", action="accept", new_label="pos")
+    with pytest.raises(SchemaError, match="id 999 has a review decision but is not in"):
+        session.export(tmp_path / "o.csv")
+    session.log.latest.pop("999")
+    session.log.latest["1"] = {"id": 1, "action": "relabel", "new_label": "nope", "time": "t"}
+    with pytest.raises(InputError, match="label 'nope' is not a class"):
+        session.export(tmp_path / "o.csv")
+    no_label = tmp_path / "nolabel.csv"
+    pd.read_csv(data)[["text"]].to_csv(no_label, index=False)
+    loaded = load_source(DataSource(no_label), np.arange(60))
+    with pytest.raises(SchemaError, match="no label column to correct"):
+        export_corrected(loaded, {}, CLASSES, tmp_path / "x.csv")
+    with pytest.raises(InputError, match="no label column found"):
+        load_source(DataSource(no_label), np.arange(60), need_label=True)
+
+
+# ------------------------------------------------------------------------------ session
+def test_session_queue_is_flagged_by_score_and_top_overrides(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    s = make_session(run, data)
+    assert s.queue and all(s.flag[i] for i in s.queue)
+    assert np.all(np.diff(s.score[s.queue]) <= 0)
+    top = make_session(run, data, top=5)
+    assert len(top.queue) == 5 and top.queue == sorted(range(60), key=lambda i: -s.score[i])[:5]
+    with pytest.raises(InputError, match="--top must be a positive integer"):
+        make_session(run, data, top=0)
+
+
+def test_session_decide_validates_and_resume_finds_first_undecided(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    s = make_session(run, data)
+    q = [s.keys[i] for i in s.queue]
+    with pytest.raises(UnknownId, match="unknown id 'nope'"):
+        s.decide("nope", "accept")
+    with pytest.raises(InputError, match="unknown action 'burn'"):
+        s.decide(q[0], "burn")
+    with pytest.raises(InputError, match="relabel needs 'label'"):
+        s.decide(q[0], "relabel", "zzz")
+    with pytest.raises(InputError, match="takes no 'label'"):
+        s.decide(q[0], "keep", "neg")
+    res = s.decide(q[0], "accept")
+    assert res["next"] == 1 and res["decided"] == 1
+    s.decide(q[1], "keep")
+    again = make_session(run, data)
+    assert again.state()["next"] == 2 and again.state()["decided"] == 2
+    ex = again.example(q[0])
+    assert ex["decision"]["action"] == "accept" and len(ex["neighbours"]) == 8
+    assert ex["text"] is not None and ex["position"] == 0
+
+
+def test_session_neighbours_are_nearest_on_the_map(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    s = make_session(run, data)
+    row = s.queue[0]
+    near = s.neighbours(row, k=5)
+    d = (2 * (s.var - s.var[row])) ** 2 + (s.conf - s.conf[row]) ** 2
+    d[row] = np.inf
+    assert sorted(d[near]) == sorted(np.sort(d)[:5]) and row not in near
+    assert s.map_points()["n"] == 60 and len(s.map_points()["x"]) == 60
+
+
+# ------------------------------------------------------------------------------ server
+@pytest.fixture()
+def server(fresh: tuple[Path, Path]):
+    run, data = fresh
+    srv = make_server(make_session(run, data))
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def request(srv, method: str, path: str, body: object = None, *, token: str | None = "ok",
+            headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict]:
+    port = srv.server_address[1]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    h = {"Content-Type": "application/json"}
+    if token is not None:
+        h["X-Datacarto-Token"] = srv.token if token == "ok" else token
+    h.update(headers or {})
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    conn.request(method, path, body=data, headers=h)
+    resp = conn.getresponse()
+    text = resp.read()
+    conn.close()
+    ctype = resp.getheader("Content-Type", "")
+    return resp.status, (json.loads(text) if "json" in ctype else {"_body": text.decode()})
+
+
+def test_server_pages_and_api(server) -> None:
+    status, page = request(server, "GET", "/")
+    assert status == 200 and server.token in page["_body"] and "<script src=\"/static/app.js\"" in page["_body"]
+    assert request(server, "GET", "/static/app.js")[0] == 200
+    status, state = request(server, "GET", "/api/state")
+    assert status == 200 and state["classes"] == CLASSES and state["next"] == 0
+    status, queue = request(server, "GET", "/api/queue")
+    assert status == 200 and len(queue) == state["total"]
+    status, ex = request(server, "GET", "/api/example?id=" + queue[0]["id"])
+    assert status == 200 and ex["id"] == queue[0]["id"]
+    status, res = request(server, "POST", "/api/decide", {"id": queue[0]["id"], "action": "accept"})
+    assert status == 200 and res["decision"]["new_label"] == queue[0]["suggested"]
+    status, res = request(server, "POST", "/api/export", {})
+    assert status == 200 and Path(res["path"]).name == "corrected.csv" and res["relabelled"] == 1
+    assert Path(res["path"]).parent == server.session.run_dir / "review"
+
+
+@pytest.mark.parametrize("method, path, body, kwargs, status, match", [
+    ("GET", "/api/example?id=nope", None, {}, 404, "unknown id 'nope'"),
+    ("GET", "/api/example", None, {}, 400, "exactly one"),
+    ("GET", "/api/example?id=1&id=2", None, {}, 400, "exactly one"),
+    ("GET", "/../../etc/passwd", None, {}, 404, "no such page"),
+    ("GET", "/static/../server.py", None, {}, 404, "no such page"),
+    ("GET", "/static/%2e%2e/server.py", None, {}, 404, "no such page"),
+    ("POST", "/api/decide", {"id": "0", "action": "accept"}, {"token": None}, 403, "token"),
+    ("POST", "/api/decide", {"id": "0", "action": "accept"}, {"token": "guess"}, 403, "token"),
+    ("POST", "/api/decide", None, {"raw": b"{not json"}, 400, "not valid JSON"),
+    ("POST", "/api/decide", None, {"raw": b"[1]"}, 400, "JSON object"),
+    ("POST", "/api/decide", {"id": 0, "action": "accept"}, {}, 400, "expected"),
+    ("POST", "/api/decide", {"id": "0", "action": "accept", "path": "/x"}, {}, 400, "unexpected field"),
+    ("POST", "/api/decide", {"id": "nope", "action": "accept"}, {}, 404, "unknown id"),
+    ("POST", "/api/decide", {"id": "0", "action": "rm -rf"}, {}, 400, "unknown action"),
+    ("POST", "/api/decide", {"id": "0", "action": "relabel", "label": "<b>"}, {}, 400, "relabel needs"),
+    ("POST", "/api/decide", {"id": "0", "action": "accept"},
+     {"headers": {"Content-Type": "text/plain"}}, 415, "send JSON"),
+    ("POST", "/api/decide", None, {"raw": b"x" * 70_000}, 413, "body over"),
+    ("GET", "/api/state", None, {"headers": {"Host": "evil.example:80"}}, 403, "Host header"),
+    ("PUT", "/api/decide", None, {}, 405, "not allowed"),
+    ("DELETE", "/", None, {}, 405, "not allowed"),
+    ("POST", "/api/state", {}, {}, 405, "not allowed"),
+    ("POST", "/api/nothing", {}, {}, 404, "no such page"),
+], ids=lambda v: v if isinstance(v, str) and v.startswith("/") else None)
+def test_server_rejects_bad_requests_with_4xx(server, method, path, body, kwargs, status, match) -> None:
+    got, res = request(server, method, path, body, **kwargs)
+    assert got == status and match in res["error"]
+    assert "Traceback" not in json.dumps(res)
+    assert not (server.session.run_dir / "review" / "decisions.jsonl").exists()
+
+
+def test_server_headers_are_strict(server) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    csp = resp.getheader("Content-Security-Policy")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.getheader("X-Content-Type-Options") == "nosniff"
+    assert resp.getheader("Access-Control-Allow-Origin") is None
+    assert "Python" not in resp.getheader("Server")
+
+
+def test_server_concurrent_decisions_lose_nothing(server) -> None:
+    keys = server.session.keys
+    errors: list[int] = []
+
+    def tab(part: int) -> None:  # two "tabs" deciding different examples at once
+        for key in keys[part::2]:
+            status, _ = request(server, "POST", "/api/decide", {"id": key, "action": "keep"})
+            if status != 200:
+                errors.append(status)
+
+    threads = [threading.Thread(target=tab, args=(p,)) for p in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    log = DecisionLog(server.session.log.path).load()
+    assert log.count == 60 and len(log) == 60 and log.problems == []
+
+
+def test_server_internal_errors_are_a_bare_500(server, monkeypatch, capsys) -> None:
+    def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(server.session, "state", boom)
+    status, res = request(server, "GET", "/api/state")
+    assert status == 500 and "secret" not in json.dumps(res) and "Traceback" not in json.dumps(res)
+    assert "secret detail" in capsys.readouterr().err
+
+
+def test_is_loopback_and_host_check() -> None:
+    assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("[::1]")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_review_export(fresh: tuple[Path, Path], capsys) -> None:
+    run, data = fresh
+    s = make_session(run, data)
+    s.decide(s.keys[s.queue[0]], "drop")
+    out = run.parent / "corrected.csv"
+    assert main(["review", str(run), "--data", str(data), "--export", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 59
+    assert "1 dropped" in capsys.readouterr().err
+
+
+def test_cli_review_uses_recorded_source_and_errors_without_data(fresh: tuple[Path, Path], capsys) -> None:
+    run, data = fresh
+    assert main(["review", str(run), "--export", str(run.parent / "x.csv")]) == 2
+    assert "no data file. Give --data DATA" in capsys.readouterr().err
+    meta = json.loads((run / "run.json").read_text())
+    meta["extra"]["source"] = {"path": str(data), "label_column": "label", "text_column": "text",
+                               "id_column": None}
+    (run / "run.json").write_text(json.dumps(meta))
+    r = datacarto.load(run)
+    src = resolve_source(run, r.meta)
+    assert src == DataSource(data, "text", None, "label")
+    assert main(["review", str(run), "--export", str(run.parent / "x.csv")]) == 0
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--data", "{data}", "--text-column", "body"], "no column 'body' \\(from --text-column\\)"),
+    (["--data", "{data}", "--id-column", "uid"], "no column 'uid'"),
+    (["--data", "{data}", "--label-column", "y"], "no column 'y' \\(from --label-column\\)"),
+    (["--data", "{data}", "--port", "70000"], "--port must be in 0..65535"),
+], ids=["text", "id", "label", "port"])
+def test_cli_review_bad_options(fresh: tuple[Path, Path], capsys, args, match) -> None:
+    run, data = fresh
+    assert main(["review", str(run), *[a.format(data=data) for a in args]]) == 2
+    import re
+
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_data_ids_that_match_nothing_are_an_error(fresh: tuple[Path, Path], tmp_path: Path) -> None:
+    run, _ = fresh
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"uid": ["a", "b"], "text": ["x", "y"], "label": ["neg", "pos"]}).to_csv(other, index=False)
+    with pytest.raises(SchemaError, match="none of the run's 60 ids is in the file"):
+        load_source(DataSource(other, id_column="uid"), np.arange(60))
+
+
+def _start_server_process(run: Path, data: Path) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "datacarto", "review", str(run), "--data", str(data)],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "serving http://127.0.0.1:" in line:
+            return proc, int(line.split("127.0.0.1:")[1].split("/")[0])
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def test_killed_server_keeps_every_answered_decision(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    proc, port = _start_server_process(run, data)
+    try:
+        page = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        page.request("GET", "/")
+        html = page.getresponse().read().decode()
+        token = html.split('name="dc-token" content="')[1].split('"')[0]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/queue")
+        queue = json.loads(conn.getresponse().read())
+        for item in queue[:3]:
+            conn.request("POST", "/api/decide", body=json.dumps({"id": item["id"], "action": "accept"}),
+                         headers={"Content-Type": "application/json", "X-Datacarto-Token": token})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+        conn.close()
+        page.close()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # no clean shutdown
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    session = make_session(run, data)
+    assert [session.log.latest[i["id"]]["action"] for i in queue[:3]] == ["accept"] * 3
+    assert session.state()["next"] == 3
