@@ -1,0 +1,184 @@
+"""Epoch loop of the built-in models: train, record every row's dynamics, measure memorisation.
+
+Every row is trained on and recorded in every scheme; they differ in how the held-out
+accuracy per epoch (the memorisation curve) is obtained.
+
+``"side"`` (the default)
+    One model trains on all rows and is recorded, as in Swayamdipta et al. (2020). Beside it,
+    two *side models* of the same kind train on the two halves of a random split (stratified by
+    label) and, after every epoch, each predicts the other half: every row is also held out
+    once, and the side models' training and held-out accuracies give the curve. Cost: about
+    2x the gradient steps of the recorded model (1x for it, 1/2 + 1/2 for the side models) plus
+    one inference pass over all rows per epoch. The held-out logits of every row (2-fold
+    cross-fitted, as cleanlab would use) are kept in ``heldout.parquet``.
+``"crossfit"``
+    No model on all rows: the two half models themselves are recorded, each on the half it
+    trains on, and evaluated on the other. 1x the gradient steps plus one inference pass; but
+    each model learns from N/2 rows, which cost 0.02–0.05 average precision of label-error
+    ranking on the demo data (docs/run.md). Meant for expensive models (``finetune``).
+``"none"``
+    Only the model on all rows; no held-out curve.
+
+Accuracies at epoch e are fractions of rows whose logits predict the *given* label: for
+training rows the recorded (or side models' own-half) logits of the training or eval pass per
+``capture``; for held-out rows the other half model's inference logits. Memorisation starts at
+the first epoch from which the halves' training accuracy stays more than
+:data:`MEMORISATION_GAP` ahead of their held-out accuracy until the end (Zhang et al. 2017: a
+network fits labels, even random ones, that it cannot predict on unseen examples).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..progress import Progress
+from ..recorder import Recorder
+from .models import EpochModel
+
+HELDOUT_SCHEMES = ("side", "crossfit", "none")
+#: Train-minus-held-out accuracy above which (to the end of training) the model memorises.
+MEMORISATION_GAP = 0.05
+
+
+@dataclass
+class TrainResult:
+    """What one seed's training produced besides the recorded store."""
+
+    curve: list[dict[str, Any]]
+    folds: np.ndarray | None                     # (N,) 0/1 per row unless heldout="none"
+    heldout_logits: np.ndarray | None            # (E, N, K) float32 unless heldout="none"
+    train_seconds: float = 0.0                   # the recorded model(s), incl. eval passes
+    heldout_seconds: float = 0.0                 # side models and held-out inference
+    timings: list[dict[str, float]] = field(default_factory=list)
+
+
+def stratified_halves(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """0/1 fold per row: within each class rows are shuffled and alternate between the folds.
+
+    Examples
+    --------
+    >>> f = stratified_halves(np.array([0, 0, 0, 0, 1, 1]), np.random.default_rng(0))
+    >>> sorted(f[:4].tolist()), sorted(f[4:].tolist())
+    ([0, 0, 1, 1], [0, 1])
+    """
+    folds = np.empty(len(labels), dtype=np.int8)
+    start = int(rng.integers(2))  # odd-sized classes do not always favour fold 0
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        rows = rows[rng.permutation(len(rows))]
+        folds[rows] = (np.arange(len(rows)) + start) % 2
+        start = (start + len(rows)) % 2
+    return folds
+
+
+def memorisation_epoch(curve: list[dict[str, Any]], gap: float = MEMORISATION_GAP) -> int | None:
+    """First epoch from which ``gap`` (halves' train minus held-out accuracy) stays above ``gap``.
+
+    None when it never does, or when the curve has no held-out accuracy.
+
+    Examples
+    --------
+    >>> c = [{"epoch": 1, "gap": -0.02}, {"epoch": 2, "gap": 0.10}, {"epoch": 3, "gap": 0.21}]
+    >>> memorisation_epoch(c)
+    2
+    """
+    found = None
+    for point in curve:
+        if point.get("gap") is None:
+            return None
+        if point["gap"] > gap:
+            found = point["epoch"] if found is None else found
+        else:
+            found = None
+    return found
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return round(float((logits.argmax(axis=1) == labels).mean()), 6) if len(labels) else float("nan")
+
+
+def train_and_record(make_model: Callable[[np.ndarray, int], EpochModel], labels: np.ndarray,
+                     ids: np.ndarray, *, n_classes: int, recorder: Recorder, epochs: int,
+                     capture: str, heldout: str, seed: int, progress: Progress,
+                     step_label: str = "") -> TrainResult:
+    """Train ``epochs`` epochs and commit one recorded epoch per epoch to ``recorder``.
+
+    ``make_model(train_rows, model_seed)`` builds a fresh model; ``labels`` are class indices
+    (N,) aligned with ``ids``; ``capture`` is "pass" or "eval"; ``heldout`` one of
+    :data:`HELDOUT_SCHEMES` (module docstring).
+    """
+    n = len(labels)
+    everyone = np.arange(n)
+    rng = np.random.default_rng(seed)
+    folds = stratified_halves(labels, rng) if heldout != "none" else None
+    halves = [] if folds is None else [np.flatnonzero(folds == f) for f in (0, 1)]
+    seeds = iter(int(s) for s in rng.integers(0, 2**31 - 1, size=3))
+    # (model, rows it trains on, recorded?) -- the recorded ones cover every row exactly once
+    members: list[tuple[EpochModel, np.ndarray, bool]] = []
+    if heldout in ("side", "none"):
+        members.append((make_model(everyone, next(seeds)), everyone, True))
+    for rows in halves:
+        members.append((make_model(rows, next(seeds)), rows, heldout == "crossfit"))
+    recorded = np.zeros((n, n_classes), dtype=np.float32)
+    own = np.zeros((n, n_classes), dtype=np.float32)     # half models on their own half
+    held = np.zeros((epochs, n, n_classes), dtype=np.float32) if folds is not None else None
+    result = TrainResult(curve=[], folds=folds, heldout_logits=held)
+    steps = sum(len(rows) for _, rows, _ in members)
+    for epoch in range(1, epochs + 1):
+        progress.start(f"{step_label}epoch {epoch}/{epochs}", total=steps)
+        t_main = t_side = 0.0
+        for model, rows, is_recorded in members:
+            is_half = rows is not everyone
+            sink = recorded if is_recorded else own
+
+            def on_batch(batch: np.ndarray, logits: Any, sink: np.ndarray = sink) -> None:
+                if capture == "pass":
+                    sink[batch] = logits
+                progress.advance(len(batch))
+
+            t0 = time.perf_counter()
+            model.fit_epoch(rows, rng, on_batch)
+            t1 = time.perf_counter()
+            held_share = 0.0  # seconds of held-out inference, an overhead in every scheme
+            if is_half:
+                assert held is not None and folds is not None
+                other = halves[1 - int(folds[rows[0]])]
+                if capture == "eval":
+                    both = model.logits(everyone)  # one inference pass: own half + held-out half
+                    sink[rows] = both[rows]
+                    held[epoch - 1, other] = both[other]
+                    held_share = (time.perf_counter() - t1) * len(other) / n
+                else:
+                    held[epoch - 1, other] = model.logits(other)
+                    held_share = time.perf_counter() - t1
+                if is_recorded:
+                    own[rows] = sink[rows]
+            elif capture == "eval":
+                recorded[rows] = model.logits(rows)
+            seconds = time.perf_counter() - t0
+            if is_recorded:
+                t_main += seconds - held_share
+                t_side += held_share
+            else:
+                t_side += seconds
+        recorder.update(ids, recorded, labels)
+        recorder.end_epoch()
+        point: dict[str, Any] = {"epoch": epoch, "train_acc": _accuracy(recorded, labels)}
+        note = f"train acc {point['train_acc']:.3f}"
+        if held is not None:
+            point["halves_train_acc"] = _accuracy(own, labels)
+            point["heldout_acc"] = _accuracy(held[epoch - 1], labels)
+            point["gap"] = round(point["halves_train_acc"] - point["heldout_acc"], 6)
+            note += f", held-out acc {point['heldout_acc']:.3f}"
+        result.curve.append(point)
+        result.train_seconds += t_main
+        result.heldout_seconds += t_side
+        result.timings.append({"epoch": epoch, "train_s": round(t_main, 4),
+                               "heldout_s": round(t_side, 4)})
+        progress.finish(note)
+    return result
