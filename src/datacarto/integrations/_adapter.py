@@ -95,10 +95,15 @@ def encode_labels(y: Any, classes: Any, *, where: str) -> np.ndarray:
 
 def drop_pending(rec: Recorder) -> None:
     """Forget a recorder's rows since its last committed epoch (a partial epoch)."""
-    # The Recorder has no public "discard this epoch": reset() would also forget an in-memory
-    # run's committed epochs. These two fields are exactly the uncommitted state.
-    rec._pending = []
+    # The Recorder has no public "discard this epoch" (reset() would also forget an in-memory
+    # run's committed epochs); _drop_pending clears memory and spill files, _batch the counter.
+    rec._drop_pending()
     rec._batch = 0
+
+
+def n_pending(rec: Recorder) -> int:
+    """Rows a recorder holds for its unfinished epoch (in memory and spilled)."""
+    return rec._n_pending()
 
 
 def committed_epochs(path: str | Path | None) -> int:
@@ -295,7 +300,7 @@ class AdapterRecorder:
     def discard(self, reason: str | None = None) -> None:
         """Drop this rank's rows of a partial epoch (training stopped mid-epoch), warning why."""
         rec = self.recorder
-        n = sum(len(p[0]) for p in rec._pending)
+        n = n_pending(rec)
         drop_pending(rec)
         self._batches = 0
         if reason and n and self.is_writer:
