@@ -372,7 +372,7 @@ def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results
     labels = r["label"]
     names = np.asarray(classes, dtype=object)
     conf, var = r["confidence"], r["variability"]
-    frame = pd.DataFrame({
+    frame = pd.DataFrame(copy=False, data={
         "id": ids,
         "label": labels,
         "label_name": names[labels],
@@ -411,17 +411,14 @@ def _run_local(plan: _Plan, workers: int, unit_chunks: int) -> _Results:
                 opened.append(local.readers)
         return local.readers
 
-    def unit(first: int) -> list[dict[str, Any]]:
-        # consecutive chunks on one thread: a shard with larger row groups is decoded once
-        last = min(first + unit_chunks, plan.n_chunks)
-        return [_chunk_stats(plan, c, readers()) for c in range(first, last)]
-
-    def place(stats: list[dict[str, Any]]) -> None:
-        for s in stats:
-            res.place(s)
+    def unit(first: int) -> None:
+        # consecutive chunks on one thread, so a shard with larger row groups is decoded once;
+        # each chunk's results go straight to their own rows (disjoint slices: thread-safe)
+        for c in range(first, min(first + unit_chunks, plan.n_chunks)):
+            res.place(_chunk_stats(plan, c, readers()))
 
     try:
-        _bounded_map(unit, range(0, plan.n_chunks, unit_chunks), place, workers)
+        _bounded_map(unit, range(0, plan.n_chunks, unit_chunks), lambda _: None, workers)
     finally:
         for r in opened:
             r.close()
@@ -525,7 +522,6 @@ def _connect(scheduler: Any, timeout: float) -> tuple[Any, Callable[[], None]]:
 
 def _run_dask(plan: _Plan, scheduler: Any, timeout: float, task_chunks: int) -> _Results:
     client, release = _connect(scheduler, timeout)
-    distributed = __import__("distributed")
     res = _Results(plan)
     groups = [list(range(i, min(i + task_chunks, plan.n_chunks)))
               for i in range(0, plan.n_chunks, task_chunks)]
@@ -533,16 +529,17 @@ def _run_dask(plan: _Plan, scheduler: Any, timeout: float, task_chunks: int) -> 
     try:
         full = [client.submit(_dask_task, plan, g, pure=False) for g in groups]
         light = [client.submit(_dask_light, f, pure=False) for f in full]
-        for fut in distributed.as_completed(light):
+        for fut in light:  # in order: each result is placed and dropped before the next
             for stats in fut.result():
                 res.place(stats)
             fut.release()
         if plan.logits:
             thresholds = _thresholds(res.arrays["gold_avg"], res.arrays["label"], plan.n_classes)
             flags = [client.submit(_dask_flags, f, thresholds, pure=False) for f in full]
-            for fut in distributed.as_completed(flags):
+            for fut in flags:
                 for stats in fut.result():
                     res.place(stats)
+                fut.release()
     finally:
         for f in full:
             f.cancel()

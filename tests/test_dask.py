@@ -1,0 +1,95 @@
+"""The dask engine: same metrics as the local engine, over the same shards, on a LocalCluster."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import datacarto as dc
+from datacarto import store
+from datacarto.errors import InputError, SchemaError
+
+distributed = pytest.importorskip("distributed")
+
+from test_engine import make_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():  # noqa: ANN201
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dask")
+    return {"logits": make_run(root / "logits", n=700, e=5, k=4, seed=1),
+            "no-logits": make_run(root / "no-logits", n=300, e=4, k=5, seed=2, str_ids=True,
+                                  max_logit_classes=3)}
+
+
+@pytest.mark.parametrize("kind", ["logits", "no-logits"])
+@pytest.mark.parametrize("options", [{}, {"epochs": "2:", "include_ci": True}], ids=["all", "window-ci"])
+def test_dask_equals_local(cluster, runs: dict[str, Path], kind: str, options: dict) -> None:  # noqa: ANN001
+    run = dc.load(runs[kind])
+    got = run.metrics(engine="dask", scheduler=cluster.scheduler_address, chunk_rows=128, **options)
+    want = run.metrics(engine="local", **options)
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-9)
+    # the engines run the same code on the same rows: in practice bit-identical
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_dask_accepts_a_client(cluster, runs: dict[str, Path]) -> None:  # noqa: ANN001
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        got = dc.load(runs["logits"]).metrics(engine="dask", scheduler=client)
+        assert client.status == "running"  # a caller's client is left open
+    pd.testing.assert_frame_equal(got, dc.load(runs["logits"]).metrics(), check_exact=True)
+
+
+def test_unreachable_scheduler_is_a_clear_fast_error(runs: dict[str, Path]) -> None:
+    start = time.monotonic()
+    with pytest.raises(InputError, match=r"dask scheduler tcp://127\.0\.0\.1:9: cannot be reached "
+                                         r"within 2 s .*Check the address"):
+        dc.load(runs["logits"]).metrics(engine="dask", scheduler="tcp://127.0.0.1:9",
+                                        connect_timeout=2.0)
+    assert time.monotonic() - start < 15
+
+
+def test_bad_shard_fails_before_any_task(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    path = make_run(tmp_path / "run", n=60, e=3)
+    (path / store.shard_name(2)).unlink()
+    with pytest.raises(SchemaError, match=r"epoch-00002.parquet: epoch shard listed in run.json is missing"):
+        dc.load(path).metrics(engine="dask", scheduler=cluster.scheduler_address)
+
+
+def test_label_mismatch_found_on_a_worker_is_raised_here(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    import pyarrow as pa
+
+    path = make_run(tmp_path / "run", n=60, e=3, k=3)
+    shard = path / store.shard_name(3)
+    table = pq.read_table(shard)
+    labels = table.column("label").to_numpy().copy()
+    labels[5] = (labels[5] + 1) % 3
+    pq.write_table(table.set_column(1, "label", pa.array(labels)), shard)
+    with pytest.raises(SchemaError, match=r"epoch-00003.parquet row 5 \(id=\d+\): label \d differs"):
+        dc.load(path).metrics(engine="dask", scheduler=cluster.scheduler_address)
+
+
+def test_unsorted_shard_is_an_error_on_dask(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    path = make_run(tmp_path / "run", n=60, e=2)
+    shard = path / store.shard_name(2)
+    table = pq.read_table(shard)
+    pq.write_table(table.take(list(range(59, -1, -1))), shard)
+    with pytest.raises(SchemaError, match=r"epoch-00002.parquet: rows are not sorted by id; "
+                                          r"engine='dask' needs shards sorted by id"):
+        dc.load(path).metrics(engine="dask", scheduler=cluster.scheduler_address)
+
+
+def test_unsupported_label_error_options_on_dask(runs: dict[str, Path]) -> None:
+    with pytest.raises(InputError, match=r"label_errors=\{'novel': 1\} is not supported by engine='dask'"):
+        dc.load(runs["logits"]).metrics(engine="dask", label_errors={"novel": 1})
