@@ -129,6 +129,10 @@ def test_with_ids_forms() -> None:
     assert ids.tolist() == [3] and list(rest) == ["x"]
     assert split_ids({"x": 1}) == (None, {"x": 1})
     assert split_ids([1, 2, 3]) == (None, [1, 2, 3])
+    x, y = torch.zeros(2, 4), torch.tensor([0, 1])
+    assert split_ids((x, y))[0] is None  # a plain (x, y) batch carries no ids
+    assert split_ids((["a", "b"], (x, y)))[0] == ["a", "b"]
+    assert split_ids((np.array([1, 2]), (x, y)))[0].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("kwargs, match", [

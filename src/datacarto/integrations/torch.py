@@ -197,14 +197,29 @@ def default_forward(model: torch.nn.Module, batch: Any) -> tuple[Any, Any]:
     return logits_of(out), labels
 
 
+def _id_like(x: Any) -> bool:
+    """A collated batch of ids: a 1-D integer tensor / array, or a list of str or int."""
+    if isinstance(x, torch.Tensor):
+        return x.ndim == 1 and not x.dtype.is_floating_point and not x.dtype.is_complex
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and x.dtype.kind in "iuU"
+    if isinstance(x, (list, tuple)):
+        return all(isinstance(v, (str, int, np.integer)) and not isinstance(v, bool) for v in x)
+    return False
+
+
 def split_ids(batch: Any, key: str | None = None) -> tuple[Any, Any]:
-    """``(ids, rest)`` from a batch of :class:`WithIds` items: a pair, or a dict with ``key``."""
+    """``(ids, rest)`` from a batch of :class:`WithIds` items: a pair, or a dict with ``key``.
+
+    A pair counts as ``(ids, rest)`` only when its first element looks like ids (1-D integers
+    or strings), so that a plain ``(x, y)`` batch gives ``(None, batch)``.
+    """
     if isinstance(batch, Mapping):
         k = key or "id"
         if k not in batch:
             return None, batch
         return batch[k], {name: v for name, v in batch.items() if name != k}
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and _id_like(batch[0]):
         return batch[0], batch[1]
     return None, batch
 
