@@ -102,11 +102,12 @@
     var hx = [], hy = [];
     for (b = 0; b < ng; b++) { hx.push(new Float64Array(HIST_BINS)); hy.push(new Float64Array(HIST_BINS)); }
     var dens = D.full ? new Float64Array(DENSITY_BINS[0] * DENSITY_BINS[1]) : null;
-    var total = 0;
+    var total = 0, groupTotal = new Float64Array(ng);
     for (i = 0; i < A.n; i++) {
       if (!keep(A, i)) continue;
       total++;
       var grp = g.of(A, i);
+      groupTotal[grp] += 1;
       var bx = Math.min(HIST_BINS - 1, Math.floor(A.x[i] / 0.5 * HIST_BINS));
       var by = Math.min(HIST_BINS - 1, Math.floor(A.y[i] * HIST_BINS));
       hx[grp][bx] += 1; hy[grp][by] += 1;
@@ -148,8 +149,9 @@
       var x = new Float32Array(idx.length), y = new Float32Array(idx.length);
       for (var m = 0; m < idx.length; m++) { x[m] = P.x[idx[m]]; y[m] = P.y[idx[m]]; }
       traces.push({ type: "scattergl", mode: "markers", x: x, y: y, xaxis: "x", yaxis: "y",
-                    name: esc(g.names[b]) + " (" + idx.length.toLocaleString("en") + ")",
-                    hoverinfo: "none", showlegend: idx.length > 0, legendrank: 1000 + b,
+                    // legend counts are of all matching examples, not of the hover sample
+                    name: esc(g.names[b]) + " (" + groupTotal[b].toLocaleString("en") + ")",
+                    hoverinfo: "none", showlegend: groupTotal[b] > 0, legendrank: 1000 + b,
                     marker: { color: g.colors[b], size: small ? 3 : 6, opacity: D.full ? 0.55 : 0.75 } });
       traceIndex.push(idx);
     });
@@ -176,9 +178,9 @@
   }
 
   var layout = {
-    margin: { l: 60, r: 10, t: 10, b: 50 }, hovermode: "closest", barmode: "stack", bargap: 0,
+    margin: { l: 60, r: 10, t: 10, b: 90 }, hovermode: "closest", barmode: "stack", bargap: 0,
     dragmode: "zoom", uirevision: "keep",
-    legend: { orientation: "h", y: -0.09, x: 0 },
+    legend: { orientation: "h", y: -0.11, yanchor: "top", x: 0 },
     xaxis: { domain: [0, 0.82], range: [-0.0125, 0.5125], title: { text: "variability" }, zeroline: false },
     yaxis: { domain: [0, 0.82], range: [-0.025, 1.025], title: { text: "confidence" }, zeroline: false },
     yaxis2: { domain: [0.85, 1], anchor: "x", title: { text: "count" }, rangemode: "tozero" },
@@ -186,12 +188,18 @@
   };
   var config = { responsive: true, displaylogo: false, scrollZoom: true };
 
+  var draws = 0;
   function draw() {
+    var start = performance.now();
     var built = buildTraces();
     var label = built.total.toLocaleString("en") + " of " + A.n.toLocaleString("en") + " examples match";
     if (D.full) label += "; " + built.shown.toLocaleString("en") + " of them in the hover sample";
     document.getElementById("dc-count").textContent = label;
-    return Plotly.react(gd, built.traces, layout, config);
+    return Plotly.react(gd, built.traces, layout, config).then(function () {
+      // for tests and timing: how many draws so far and how long the last one took
+      window.dcReport.lastDrawMs = performance.now() - start;
+      document.body.setAttribute("data-draws", String(++draws));
+    });
   }
 
   // -------------------------------------------------------- tooltip / detail
@@ -387,7 +395,7 @@
       var fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis, box = gd.getBoundingClientRect();
       return { x: box.left + xa._offset + xa.l2p(P.x[i]), y: box.top + ya._offset + ya.l2p(P.y[i]) };
     },
-    select: select, renderMs: null
+    select: select, renderMs: null, lastDrawMs: null
   };
   renderTable();
   draw().then(function () {

@@ -62,8 +62,14 @@
       li.addEventListener("click", function () { show(p); });
       ol.appendChild(li);
     });
+    // scroll the list only (scrollIntoView would scroll the whole page as well)
     var here = ol.querySelector("li.here");
-    if (here && here.scrollIntoView) here.scrollIntoView({ block: "nearest" });
+    if (here) {
+      var top = here.offsetTop;
+      if (top < ol.scrollTop || top + here.offsetHeight > ol.scrollTop + ol.clientHeight) {
+        ol.scrollTop = Math.max(0, top - ol.clientHeight / 3);
+      }
+    }
   }
 
   function renderExample(ex) {
