@@ -519,3 +519,32 @@ def test_killed_server_keeps_every_answered_decision(fresh: tuple[Path, Path]) -
     session = make_session(run, data)
     assert [session.log.latest[i["id"]]["action"] for i in queue[:3]] == ["accept"] * 3
     assert session.state()["next"] == 3
+
+
+def test_cli_review_serves_and_warns_loudly_off_loopback(fresh: tuple[Path, Path], monkeypatch,
+                                                          capsys) -> None:
+    from datacarto.review.server import ReviewServer
+
+    run, data = fresh
+    seen: list[str] = []
+
+    def stop(self: ReviewServer, poll_interval: float = 0.5) -> None:
+        seen.append(self.url)
+        raise KeyboardInterrupt  # as Ctrl-C would
+
+    monkeypatch.setattr(ReviewServer, "serve_forever", stop)
+    assert main(["review", str(run), "--data", str(data)]) == 0
+    err = capsys.readouterr().err
+    assert "serving http://127.0.0.1:" in err and "WARNING" not in err and "stopped" in err
+    assert main(["review", str(run), "--data", str(data), "--host", "0.0.0.0"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the review server listens on 0.0.0.0" in err
+    assert len(seen) == 2
+
+
+def test_cli_review_reports_a_corrupt_log_line(fresh: tuple[Path, Path], capsys) -> None:
+    run, data = fresh
+    (run / "review").mkdir()
+    (run / "review" / "decisions.jsonl").write_text('{"id": 1, "action": "ke')
+    assert main(["review", str(run), "--data", str(data), "--export", str(run.parent / "o.csv")]) == 0
+    assert "decisions.jsonl line 1: not valid JSON" in capsys.readouterr().err

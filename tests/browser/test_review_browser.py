@@ -144,3 +144,23 @@ def test_page_without_token_cannot_decide(served, context, watch_page) -> None:
         body: JSON.stringify({id: id, action: 'drop'})})).status""", srv.session.queue_items()[0]["id"])
     assert status == 403
     assert not (run / "review" / "decisions.jsonl").exists()
+
+
+def test_corrupt_log_line_is_shown_and_earlier_decisions_kept(fresh, review_server, context,
+                                                             watch_page) -> None:
+    run, data = fresh
+    log = run / "review" / "decisions.jsonl"
+    log.parent.mkdir()
+    log.write_text('{"time": "t", "id": 0, "old_label": "neu", "action": "keep", "new_label": "neu"}\n'
+                   '{"time": "t", "id": 7, "old_la')  # the server died mid-write
+    srv = review_server(run, data)
+    try:
+        page, _ = open_page(context, srv.url, watch_page)
+        assert page.is_visible("#notice")
+        assert "line 2" in page.text_content("#notice")
+        assert page.get_attribute("body", "data-decided") == ("1" if "0" in srv.session.position else "0")
+        decide_with_key(page, "k")
+        assert len(log.read_text().splitlines()) == 3  # the new decision starts on its own line
+    finally:
+        srv.shutdown()
+        srv.server_close()
