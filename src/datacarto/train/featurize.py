@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,23 @@ def minilm_model_dir() -> Path:
     return model_dir
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' loading bars and info logs (our own progress reports instead)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def texts_key(texts: Sequence[str], model: str) -> str:
     """A short hash of the model name and every text, naming the embedding cache file."""
     digest = hashlib.sha256(model.encode())
@@ -167,7 +185,8 @@ def minilm_embeddings(texts: Sequence[str], *, cache_dir: str | os.PathLike[str]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     sentence_transformers = require("sentence_transformers", extra="text", feature="--model minilm")
-    model = sentence_transformers.SentenceTransformer(str(model_dir), device="cpu")
+    with quiet_transformers():
+        model = sentence_transformers.SentenceTransformer(str(model_dir), device="cpu")
     chunks = []
     step = max(batch_size * 4, 1)
     for start in range(0, len(texts), step):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._deps import is_available, require
 from ..errors import InputError, MissingDependencyError
+from .featurize import quiet_transformers
 from .models import BatchCallback
 
 
@@ -44,7 +45,8 @@ class Tokenized:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         transformers = require("transformers", extra="hf", feature="--model finetune")
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(base))
+        with quiet_transformers():
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(base))
         enc = self.tokenizer(texts, truncation=True, max_length=max_length)
         self.input_ids: list[list[int]] = enc["input_ids"]
 
@@ -73,13 +75,9 @@ class FinetuneModel:
 
         torch.manual_seed(seed)
         self.torch = torch
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
-        try:
+        with quiet_transformers():  # "newly initialized classifier head" is expected here
             self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
                 str(base), num_labels=n_classes)
-        finally:
-            transformers.logging.set_verbosity(verbosity)
         self.tokens = tokens
         self.y = torch.as_tensor(np.asarray(y, dtype=np.int64))
         self.batch_size = batch_size

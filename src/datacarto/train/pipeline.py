@@ -309,8 +309,12 @@ def reset_output(out: str | os.PathLike[str]) -> Path:
         return out
     entries = list(out.iterdir())
     known = set(OUTPUT_FILES) | {store.SHARD_DIR, CACHE_DIR}
-    ours = (_is_our_run_json(out / "run.json") or _is_our_run_json(out / "summary.json")
-            or all(e.name in known or _SEED_DIR.match(e.name) for e in entries))
+    markers = [out / "run.json", out / "summary.json"] + [
+        e / "run.json" for e in entries if _SEED_DIR.match(e.name)]
+    verdicts = [_is_our_run_json(m) for m in markers if m.exists()]
+    # a run recorded by the user's own training loop is never deleted; other files are left
+    ours = all(verdicts) and (any(verdicts) or all(e.name in known or _SEED_DIR.match(e.name)
+                                                   for e in entries))
     if entries and not ours:
         raise InputError(f"{out}: the directory is not empty and holds no earlier `datacarto run` "
                          "output; choose a new or empty --out directory.")
