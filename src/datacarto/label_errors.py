@@ -1,33 +1,83 @@
 """Label-error score, suggested label and calibrated flag (VISION.md §2, §4).
 
 Inputs come from a :class:`~datacarto.dynamics.TrainingDynamics` (N examples, E epochs,
-K classes); results are (N,) in the same order.
+K classes); per-example results are (N,) in the same order. The method was chosen by
+measurement (``benchmarks/detection.py``, ``docs/label-errors.md``).
 
-Default method (``"confident_learning"``), from one training run:
+Default method, ``"noise_posterior"``, from ONE training run:
 
-* ``avg_probs[i] = mean_e softmax(z_ie)``: the epoch-averaged predicted distribution.
-* ``suggested_label = argmax_{k != y_i} avg_probs[i, k]``: the class the model prefers most,
-  across all epochs, after the gold one. Without stored logits: the most frequent runner-up.
-* ``label_error_score = 1 - confidence``, i.e. ``1 - mean_e p_ie``. One run of training
-  dynamics ranks injected flips about as well as cleanlab's cross-validated scores.
-* ``is_label_error``: confident learning (Northcutt et al. 2021) on ``avg_probs``: class k's
-  threshold ``t_k`` is the mean ``avg_probs[:, k]`` over examples labelled k; an example is
-  flagged when some other class reaches its own threshold and, among the classes above
-  threshold, the most probable is not the gold one. Without logits: flagged when the
-  suggested class wins a majority of epochs' argmax and confidence < 0.5.
+1. **Epoch window** (memorisation awareness). A network first learns the patterns shared by
+   the clean examples and later memorises the wrong labels one by one (Arpit et al. 2017);
+   once it does, in-sample probabilities stop separating wrong labels from right ones. With a
+   held-out accuracy per epoch (``heldout_accuracy=``, or the ``curve`` a ``datacarto run``
+   stores in the run's metadata) the window is epochs ``1..m``, ``m`` the epoch of best
+   held-out accuracy (3-epoch running mean; early stopping). Without one, memorisation is
+   read from the training accuracy on the given labels: once the clean patterns are learned
+   the rate ``-d log(1 - acc_e) / de`` falls; if it rises again (the model fits the remaining
+   disagreements faster and faster) or the model fits (almost) every label, the window ends
+   at the knee. Otherwise every epoch is used.
+2. **Window-averaged probabilities** ``P_i = mean_{e in window} softmax(z_ie)``.
+3. **Noise model** (confident learning, Northcutt et al. 2021). Per-class thresholds
+   ``t_k = mean_{i: y_i = k} P_ik``; the calibrated confident joint ``C[g, k]`` counts
+   examples labelled ``g`` whose most probable above-threshold class is ``k``, rows rescaled
+   to the class counts. Confusion that goes both ways (``min(C, C^T)``) is what ambiguous
+   classes produce; wrong labels add one-way excess. The noise matrix keeps the excess, a
+   uniform background (the mean symmetric part) and one pseudo-count::
+
+       M[g, k] = max(C[g, k] - C[k, g], 0) + b + 1   (g != k),   M[k, k] = C[k, k]
+       T[g, k] = M[g, k] / sum_g' M[g', k]           # P(given label g | true class k)
+
+4. **Score** = posterior probability that the given label is wrong, treating ``P_i`` as the
+   class posterior::
+
+       label_error_score_i = 1 - T[y_i, y_i] P_i[y_i] / sum_k T[y_i, k] P_i[k]
+
+   With uniform noise this ranks like ``1 - P_i[y_i]``; with class-conditional noise it
+   weighs the class the wrong labels come from.
+5. **Suggested label** ``argmax_{k != y_i} T[y_i, k] P_i[k]``: the most probable true class.
+6. **Flag** (calibrated by confident learning): the ``n_hat`` highest scores are flagged,
+   ``n_hat`` = the off-diagonal mass of the calibrated confident joint (CL's estimate of the
+   number of wrong labels). ``threshold=t`` flags ``score >= t`` instead.
+7. **Assessment**: flagged -> ``"likely mislabeled"``; others by data-map region
+   (``"ambiguous"``, ``"hard"`` = hard but not flagged, ``"easy"``).
+
+Without stored logits (large K) the probabilities come from what was stored: the gold and
+runner-up probabilities (``p_r = p_gold * exp(-margin)``), the rest spread evenly over the
+other classes; ``info["unavailable"]`` says so.
+
+Other methods: ``"confident_learning"`` (version 0.1: ``1 - confidence`` over all epochs,
+confident-learning flags on epoch-averaged probabilities) and ``"confidence"``
+(``1 - confidence`` over the window, with the same flags as the default).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .dynamics import TrainingDynamics
+from .dynamics import TrainingDynamics, parse_epoch_window
+from .errors import InputError
 
-LABEL_ERROR_METHODS = ("confident_learning",)
+__all__ = ["ASSESSMENTS", "DEFAULT_METHOD", "LABEL_ERROR_METHODS", "NoiseModel", "WindowChoice",
+           "choose_window", "detect_label_errors", "epoch_averaged_probs", "seed_stability",
+           "stable_flags"]
+
+LABEL_ERROR_METHODS = ("noise_posterior", "confident_learning", "confidence")
+DEFAULT_METHOD = "noise_posterior"
+ASSESSMENTS = ("likely mislabeled", "ambiguous", "hard", "easy")
+#: Train-minus-held-out accuracy growth (after the best held-out epoch) that counts as
+#: memorisation; the same margin as ``datacarto run`` (train.loop.MEMORISATION_GAP).
+MEMORISATION_GAP = 0.05
+#: Training accuracy on the given labels from which a run has fitted (almost) every label.
+FITS_EVERYTHING = 0.99
+#: Pseudo-count added to every off-diagonal cell of the noise matrix (a Laplace prior): it
+#: keeps the posterior informative when the confident joint finds no errors at all.
+PSEUDO_COUNT = 1.0
 
 
+# --------------------------------------------------------------------------- probabilities
 def epoch_averaged_probs(logits: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     """``mean_e softmax(z_ie)`` for logits (N, E, K) -> (N, K) float64, in bounded memory."""
     out = np.empty((logits.shape[0], logits.shape[2]))
@@ -46,17 +96,348 @@ def _vote_counts(labels_2d: np.ndarray, n_classes: int) -> np.ndarray:
     return counts
 
 
-def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | None = None,
-                        variability: np.ndarray | None = None,
-                        method: str = "confident_learning") -> dict[str, Any]:
-    """Score, suggested label and flag for every example (see the module docstring)."""
-    from ._validation import check_option
+def probs_from_stored(dynamics: TrainingDynamics) -> np.ndarray:
+    """Window-averaged probabilities (N, K) rebuilt from gold / runner-up / margin (no logits).
 
-    check_option(method, LABEL_ERROR_METHODS, name="method", where="detect_label_errors")
+    Per epoch: ``p_gold``, ``p_runner_up = p_gold exp(-margin)`` and the remaining mass spread
+    evenly over the K - 2 other classes (all of it on the runner-up when K = 2).
+    """
+    n, k = dynamics.n_examples, dynamics.n_classes
+    rows = np.arange(n)
+    out = np.zeros((n, k))
+    for e in range(dynamics.n_epochs):
+        pg = dynamics.gold_prob[:, e].astype(np.float64)
+        pr = pg * np.exp(-dynamics.margin[:, e].astype(np.float64))
+        if k == 2:
+            pr = 1.0 - pg
+        rest = np.clip(1.0 - pg - pr, 0.0, None) / max(k - 2, 1)
+        if k > 2:
+            out += rest[:, None]
+            out[rows, dynamics.labels] -= rest
+            out[rows, dynamics.runner_up[:, e]] -= rest
+        out[rows, dynamics.labels] += pg
+        out[rows, dynamics.runner_up[:, e]] += pr
+    return out / dynamics.n_epochs
+
+
+# --------------------------------------------------------------------------------- window
+@dataclass(frozen=True)
+class WindowChoice:
+    """The epochs the score averages over, and whether the run memorised its labels.
+
+    ``first`` / ``last`` are 1-based epoch numbers (inclusive); ``source`` is
+    ``"held-out accuracy"``, ``"training dynamics"``, ``"user"`` or ``"all epochs"``.
+    """
+
+    first: int
+    last: int
+    memorisation: bool
+    source: str
+    message: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.first}:{self.last}"
+
+
+def _running_mean(x: np.ndarray, width: int = 3) -> np.ndarray:
+    out = np.empty(len(x))
+    for i in range(len(x)):
+        lo, hi = max(0, i - width // 2), min(len(x), i + width // 2 + 1)
+        out[i] = x[lo:hi].mean()
+    return out
+
+
+def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
+                  epochs: Any = None, n_examples: int | None = None) -> WindowChoice:
+    """Pick the epoch window of the label-error score (module docstring, step 1).
+
+    Parameters
+    ----------
+    train_accuracy : array-like (E,)
+        Per recorded epoch, the share of examples whose argmax is their given label.
+    heldout_accuracy : array-like (E,), optional
+        Accuracy on held-out examples (with labels as noisy as the training ones) per epoch.
+    epochs : array-like (E,), optional
+        Epoch numbers (default 1..E).
+    n_examples : int, optional
+        N, to bound ``log(1 - acc)`` at accuracy 1.
+
+    Examples
+    --------
+    >>> w = choose_window([.6, .8, .85, .9, .95, .99], [.55, .7, .72, .7, .66, .62])
+    >>> (w.spec, w.memorisation, w.source)
+    ('1:3', True, 'held-out accuracy')
+    """
+    acc = np.asarray(train_accuracy, dtype=np.float64)
+    n_ep = len(acc)
+    ep = np.arange(1, n_ep + 1) if epochs is None else np.asarray(epochs, dtype=np.int64)
+    first = int(ep[0])
+    if heldout_accuracy is not None:
+        held = np.asarray(heldout_accuracy, dtype=np.float64)
+        if held.shape != acc.shape:
+            raise InputError(f"detect_label_errors: heldout_accuracy has {held.shape[0]} values "
+                             f"but the run has {n_ep} recorded epochs; give one per epoch.")
+        smooth = _running_mean(held)
+        # the last epoch of best held-out accuracy: later ones are better when nothing degrades
+        best = int(np.flatnonzero(smooth >= smooth.max() - 1e-12)[-1])
+        gap = acc - held
+        memorised = best < n_ep - 1 and gap[-1] - gap[best] > MEMORISATION_GAP
+        if memorised:
+            msg = (f"memorisation: from epoch {int(ep[best])} training accuracy on the given labels "
+                   f"({acc[-1]:.3f} at the end) runs ahead of held-out accuracy ({held[-1]:.3f}); "
+                   f"the label-error score uses epochs {first}..{int(ep[best])} (best held-out "
+                   "accuracy)")
+        else:
+            msg = (f"no memorisation: held-out accuracy keeps up with training accuracy; the "
+                   f"score uses epochs {first}..{int(ep[best])}")
+        return WindowChoice(first, int(ep[best]), bool(memorised), "held-out accuracy", msg)
+    knee = _fit_knee(acc, n_examples)
+    if knee is not None:
+        m = int(ep[knee])
+        return WindowChoice(first, m, True, "training dynamics",
+                            f"memorisation: after epoch {m} the model fits the remaining labels "
+                            f"faster and faster (training accuracy {acc[-1]:.3f} at the end); the "
+                            f"label-error score uses epochs {first}..{m}. Record a held-out "
+                            "accuracy per epoch for a sharper choice")
+    return WindowChoice(first, int(ep[-1]), False, "all epochs",
+                        "no memorisation detected from the training dynamics; the score uses "
+                        "every recorded epoch")
+
+
+def _fit_knee(acc: np.ndarray, n_examples: int | None) -> int | None:
+    """Index of the epoch where memorisation starts, read from training accuracy alone; or None."""
+    n_ep = len(acc)
+    w = max(3, n_ep // 10)
+    fitted = np.flatnonzero(acc >= FITS_EVERYTHING)
+    # once (almost) every label is fitted the rate is meaningless: look for the knee before
+    end = int(fitted[0]) if len(fitted) else n_ep
+    if end < 2 * w:
+        return None
+    floor = 0.5 / n_examples if n_examples else 1e-4
+    fit = -np.log(np.maximum(1.0 - acc, floor))
+    x = np.arange(w) - (w - 1) / 2.0
+    # least-squares slope of -log(1 - acc) over each run of w epochs (robust to SGD noise)
+    rate = np.array([x @ fit[e - w + 1:e + 1] / (x @ x) for e in range(w - 1, end)])
+    j = int(np.argmin(rate[:-1]))
+    knee = j + (w - 1) // 2  # the centre epoch of the slowest stretch
+    if acc[-1] - acc[knee] < 0.02:
+        return None
+    if len(fitted) or rate[-1] >= max(1.5 * rate[j], rate[j] + 0.01):
+        return knee
+    return None
+
+
+def _heldout_from_meta(meta: dict[str, Any], epochs: np.ndarray) -> np.ndarray | None:
+    """Held-out accuracy per recorded epoch from a run's metadata (``curve`` of datacarto run)."""
+    for source in (meta, meta.get("extra") or {}):
+        if not isinstance(source, dict):
+            continue
+        direct = source.get("heldout_accuracy")
+        if direct is not None and len(direct) == len(epochs):
+            return np.asarray(direct, dtype=np.float64)
+        curve = source.get("curve")
+        if isinstance(curve, list) and curve:
+            by_epoch = {int(p["epoch"]): p.get("heldout_acc") for p in curve
+                        if isinstance(p, dict) and "epoch" in p}
+            values = [by_epoch.get(int(e)) for e in epochs]
+            if all(v is not None for v in values):
+                return np.asarray(values, dtype=np.float64)
+    return None
+
+
+# ---------------------------------------------------------------------------- noise model
+@dataclass(frozen=True)
+class NoiseModel:
+    """Confident-learning estimate of label noise (module docstring, step 3).
+
+    ``thresholds`` (K,), ``joint`` (K, K) calibrated confident joint (rows: given label,
+    columns: confident true class), ``noise`` (K, K) ``T[given, true]``, and ``n_errors``
+    (CL's estimate of the number of wrong labels).
+    """
+
+    thresholds: np.ndarray
+    joint: np.ndarray
+    noise: np.ndarray
+    n_errors: int
+
+    @classmethod
+    def fit(cls, probs: np.ndarray, labels: np.ndarray, n_classes: int) -> NoiseModel:
+        """Estimate from averaged probabilities (N, K) and given labels (N,)."""
+        k = n_classes
+        counts = np.bincount(labels, minlength=k).astype(np.float64)
+        thresholds = np.array([probs[labels == c, c].mean() if counts[c] else 1.0
+                               for c in range(k)])
+        above = probs >= thresholds[None, :]
+        confident = np.where(above, probs, -np.inf).argmax(axis=1)
+        has = above.any(axis=1)
+        raw = np.zeros((k, k))
+        np.add.at(raw, (labels[has], confident[has]), 1.0)
+        row = raw.sum(axis=1, keepdims=True)
+        joint = np.where(row > 0, raw / np.where(row > 0, row, 1.0), np.eye(k)) * counts[:, None]
+        off = ~np.eye(k, dtype=bool)
+        n_errors = int(round(float(joint[off].sum())))
+        excess = np.clip(joint - joint.T, 0.0, None)
+        background = float(np.minimum(joint, joint.T)[off].mean()) if k > 1 else 0.0
+        m = np.where(off, excess + background + PSEUDO_COUNT, joint)
+        # a class with no examples keeps a diagonal so that its column stays a distribution
+        m[np.diag_indices(k)] = np.maximum(np.diag(m), PSEUDO_COUNT)
+        noise = m / m.sum(axis=0, keepdims=True)
+        return cls(thresholds=thresholds, joint=joint, noise=noise, n_errors=n_errors)
+
+    def score(self, probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(posterior probability that the label is wrong, most probable true class), each (N,)."""
+        rows = np.arange(len(labels))
+        weighted = self.noise[labels, :] * probs  # T[y_i, k] P_ik  ∝ P(true = k | given y_i)
+        total = weighted.sum(axis=1)
+        clean = weighted[rows, labels] / np.where(total > 0, total, 1.0)
+        score = np.clip(np.where(total > 0, 1.0 - clean, 0.0), 0.0, 1.0)
+        weighted[rows, labels] = -np.inf
+        return score, weighted.argmax(axis=1).astype(np.int64)
+
+
+def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Boolean mask of the n highest scores; ties go to the earlier row (ascending id)."""
+    flagged = np.zeros(len(scores), dtype=bool)
+    if n > 0:
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        flagged[order[:n]] = True
+    return flagged
+
+
+def _check_threshold(threshold: Any) -> float | None:
+    if threshold is None:
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (0.0 < value < 1.0):
+        raise InputError(f"The 'threshold' parameter of detect_label_errors must be a float in "
+                         f"(0, 1) (flag examples whose label_error_score, the probability that the "
+                         f"label is wrong, reaches it) or None for the confident-learning count. "
+                         f"Got {threshold!r} instead.")
+    return value
+
+
+# ------------------------------------------------------------------------------- detector
+@dataclass
+class _Info:
+    window: WindowChoice
+    n_estimated_errors: int
+    calibration: str
+    unavailable: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"window": self.window.spec, "memorisation": self.window.memorisation,
+                "memorisation_epoch": self.window.last if self.window.memorisation else None,
+                "window_source": self.window.source, "message": self.window.message,
+                "n_estimated_errors": self.n_estimated_errors, "calibration": self.calibration,
+                "unavailable": list(self.unavailable)}
+
+
+def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | None = None,
+                        variability: np.ndarray | None = None, method: str = DEFAULT_METHOD,
+                        window: str | tuple[int | None, int | None] | None = "auto",
+                        heldout_accuracy: Any = None, threshold: float | None = None,
+                        regions: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score, suggested label, flag and assessment for every example (see the module docstring).
+
+    Parameters
+    ----------
+    dynamics : TrainingDynamics
+    confidence, variability : ndarray (N,), optional
+        Whole-run confidence and variability if already computed (for the assessment).
+    method : {"noise_posterior", "confident_learning", "confidence"}
+    window : "auto", "FIRST:LAST" or None
+        ``"auto"`` chooses the window (memorisation aware); None uses every epoch.
+    heldout_accuracy : array-like (E,), optional
+        Held-out accuracy per recorded epoch; default: the run's metadata ``curve``, if any.
+    threshold : float in (0, 1), optional
+        Flag ``label_error_score >= threshold`` instead of the confident-learning count.
+    regions : dict, optional
+        Options of :func:`datacarto.regions.assign_regions` for the assessment.
+
+    Returns
+    -------
+    dict
+        ``label_error_score`` (N,) float in [0, 1], ``suggested_label`` (N,) int64,
+        ``is_label_error`` (N,) bool, ``assessment`` (N,) object (one of
+        :data:`ASSESSMENTS`), and ``info``: window, memorisation, memorisation_epoch,
+        window_source, message, n_estimated_errors, calibration, unavailable.
+    """
+    from ._validation import check_option
+    from .regions import assign_regions
+
+    where = "detect_label_errors"
+    check_option(method, LABEL_ERROR_METHODS, name="method", where=where)
+    thr = _check_threshold(threshold)
+    if dynamics.n_classes < 2:
+        raise InputError(f"{where}: the run has {dynamics.n_classes} class; label errors need at "
+                         "least 2 classes.")
     labels = dynamics.labels
     n, k = dynamics.n_examples, dynamics.n_classes
     conf = dynamics.gold_prob.astype(np.float64).mean(axis=1) if confidence is None else confidence
+    var = dynamics.gold_prob.astype(np.float64).std(axis=1) if variability is None else variability
+    if method == "confident_learning":
+        result = _legacy_confident_learning(dynamics, conf)
+    else:
+        choice = _window(dynamics, window, heldout_accuracy)
+        dyn = dynamics.window(choice.spec)
+        unavailable: list[str] = []
+        if dyn.logits is not None:
+            probs = epoch_averaged_probs(dyn.logits)
+        else:
+            probs = probs_from_stored(dyn)
+            unavailable = ["logits: the probabilities of classes other than the gold and runner-up "
+                           "are spread evenly (noise model and suggestions are approximate)",
+                           "entropy"]
+        model = NoiseModel.fit(probs, labels, k)
+        score, suggested = model.score(probs, labels)
+        if method == "confidence":
+            score = 1.0 - probs[np.arange(n), labels]
+        if thr is None:
+            flagged = _top_n(score, model.n_errors)
+            calibration = (f"confident learning: the {model.n_errors} highest scores, the number of "
+                           f"wrong labels the calibrated confident joint estimates on epochs "
+                           f"{choice.spec}")
+        else:
+            flagged = score >= thr
+            calibration = f"label_error_score >= {thr:g} (user threshold)"
+        info = _Info(choice, model.n_errors, calibration, unavailable)
+        result = {"label_error_score": score, "suggested_label": suggested,
+                  "is_label_error": flagged, "info": info.as_dict()}
+    region = assign_regions(np.asarray(conf, dtype=np.float64), np.asarray(var, dtype=np.float64),
+                            **(regions or {}))
+    result["assessment"] = np.where(result["is_label_error"], "likely mislabeled",
+                                    region).astype(object)
+    return result
+
+
+def _window(dynamics: TrainingDynamics, window: Any, heldout_accuracy: Any) -> WindowChoice:
+    epochs = dynamics.epochs
+    if window is None:
+        return WindowChoice(int(epochs[0]), int(epochs[-1]), False, "all epochs",
+                            "the score uses every recorded epoch")
+    if not (isinstance(window, str) and window == "auto"):
+        lo, hi = parse_epoch_window(window)
+        dyn = dynamics.window((lo, hi))  # raises when the window selects no recorded epoch
+        return WindowChoice(int(dyn.epochs[0]), int(dyn.epochs[-1]), False, "user",
+                            f"the score uses epochs {int(dyn.epochs[0])}..{int(dyn.epochs[-1])} "
+                            "(window given)")
+    acc = (dynamics.pred == dynamics.labels[:, None]).mean(axis=0)
+    held = heldout_accuracy
+    if held is None:
+        held = _heldout_from_meta(dynamics.meta or {}, epochs)
+    return choose_window(acc, held, epochs=epochs, n_examples=dynamics.n_examples)
+
+
+def _legacy_confident_learning(dynamics: TrainingDynamics, conf: np.ndarray) -> dict[str, Any]:
+    """Version 0.1's detector (kept for comparison and for the streaming engine)."""
+    labels = dynamics.labels
+    n, k = dynamics.n_examples, dynamics.n_classes
     rows = np.arange(n)
+    unavailable: list[str] = []
     if dynamics.logits is not None:
         avg = epoch_averaged_probs(dynamics.logits)
         masked = avg.copy()
@@ -67,12 +448,62 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
         above = avg >= thresholds[None, :]
         best_above = np.where(above, avg, -np.inf).argmax(axis=1)
         flagged = above.any(axis=1) & (best_above != labels)
-        # the suggestion for a flagged example is the class that crossed its threshold
         suggested = np.where(flagged, best_above, suggested)
     else:
         votes = _vote_counts(dynamics.runner_up, k)
         suggested = votes.argmax(axis=1)
         pred_votes = _vote_counts(dynamics.pred, k)
         flagged = (pred_votes[rows, suggested] * 2 > dynamics.n_epochs) & (conf < 0.5)
+        unavailable = ["logits", "entropy"]
+    choice = WindowChoice(int(dynamics.epochs[0]), int(dynamics.epochs[-1]), False, "all epochs",
+                          "the score uses every recorded epoch")
+    info = _Info(choice, int(flagged.sum()), "confident learning per-class thresholds on "
+                 "epoch-averaged probabilities", unavailable)
     return {"label_error_score": 1.0 - conf, "suggested_label": suggested.astype(np.int64),
-            "is_label_error": flagged}
+            "is_label_error": flagged, "info": info.as_dict()}
+
+
+# ------------------------------------------------------------------------------ stability
+def seed_stability(scores: list[Any]) -> dict[str, Any]:
+    """Spearman rank correlation of label-error scores between runs (seeds) of the same data.
+
+    Returns ``{"mean": mean pairwise correlation, "matrix": (R, R) array}``.
+
+    Examples
+    --------
+    >>> seed_stability([[0.1, 0.5, 0.9], [0.2, 0.4, 0.8], [0.9, 0.5, 0.1]])["mean"]
+    -0.3333333333333333
+    """
+    from .evaluation import rank_correlation
+
+    if len(scores) < 2:
+        raise InputError(f"seed_stability needs the scores of at least 2 runs; got {len(scores)}.")
+    r = len(scores)
+    mat = np.eye(r)
+    for a in range(r):
+        for b in range(a + 1, r):
+            mat[a, b] = mat[b, a] = rank_correlation(scores[a], scores[b])
+    return {"mean": float(mat[np.triu_indices(r, 1)].mean()), "matrix": mat}
+
+
+def stable_flags(flags: list[Any], *, min_fraction: float = 1.0) -> np.ndarray:
+    """Flag only what is stable: examples flagged in at least ``min_fraction`` of the runs.
+
+    Examples
+    --------
+    >>> stable_flags([[True, True, False], [True, False, False]]).tolist()
+    [True, False, False]
+    >>> stable_flags([[True, True, False], [True, False, False]], min_fraction=0.5).tolist()
+    [True, True, False]
+    """
+    if not flags:
+        raise InputError("stable_flags needs the flags of at least 1 run; got none.")
+    try:
+        frac = float(min_fraction)
+    except (TypeError, ValueError):
+        frac = float("nan")
+    if not (0.0 < frac <= 1.0):
+        raise InputError(f"The 'min_fraction' parameter of stable_flags must be a float in (0, 1]. "
+                         f"Got {min_fraction!r} instead.")
+    stack = np.stack([np.asarray(f, dtype=bool) for f in flags])
+    return stack.sum(axis=0) >= np.ceil(frac * len(flags) - 1e-9)
