@@ -34,7 +34,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind", ["logits", "no-logits"])
-@pytest.mark.parametrize("options", [{}, {"epochs": "2:", "include_ci": True}], ids=["all", "window-ci"])
+@pytest.mark.parametrize("options", [{}, {"epochs": "2:", "include_ci": True},
+                                     {"label_errors": {"method": "confident_learning"}},
+                                     {"label_errors": {"window": "1:3", "threshold": 0.3}}],
+                         ids=["all", "window-ci", "legacy-detector", "detector-window"])
 def test_dask_equals_local(cluster, runs: dict[str, Path], kind: str, options: dict) -> None:  # noqa: ANN001
     run = dc.load(runs[kind])
     got = run.metrics(engine="dask", scheduler=cluster.scheduler_address, chunk_rows=128, **options)

@@ -63,7 +63,13 @@ def test_equals_in_memory_metrics_exactly(run_dir: Path, chunk_rows: int, worker
     {"epochs": "2:4"}, {"epochs": "3:"}, {"include_ci": True}, {"regions": {"method": "quantile"}},
     {"regions": {"method": "threshold", "variability_threshold": 0.1}, "epochs": ":3"},
     {"label_errors": {"method": "confident_learning"}},
-], ids=["window", "open-window", "include-ci", "quantile-regions", "threshold-window", "cl"])
+    {"label_errors": {"method": "confidence", "window": "2:4"}},
+    {"label_errors": {"window": None, "threshold": 0.4}},
+    {"label_errors": {"heldout_accuracy": [0.5, 0.6, 0.7, 0.65, 0.6]}},  # memorisation: 1..3
+    {"label_errors": {"heldout_accuracy": [0.5, 0.6, 0.7, 0.65]}, "epochs": "2:"},
+    {"label_errors": {"window": "4:", "regions": {"method": "quantile"}}},
+], ids=["window", "open-window", "include-ci", "quantile-regions", "threshold-window", "legacy-cl",
+        "confidence-window", "no-window-threshold", "heldout", "heldout-in-window", "user-window"])
 def test_options_match_in_memory_metrics(run_dir: Path, options: dict) -> None:
     got = dc.load(run_dir).metrics(chunk_rows=50, **options)
     epochs = options.pop("epochs", None)
@@ -72,11 +78,15 @@ def test_options_match_in_memory_metrics(run_dir: Path, options: dict) -> None:
 
 @pytest.mark.parametrize(("str_ids", "max_logit_classes"), [(True, 64), (False, 3), (True, 3)],
                          ids=["str-ids", "no-logits", "str-ids-no-logits"])
-def test_string_ids_and_runs_without_logits(tmp_path: Path, str_ids: bool, max_logit_classes: int) -> None:
+@pytest.mark.parametrize("label_errors", [None, {"method": "confident_learning"},
+                                          {"window": "2:3", "method": "confidence"}],
+                         ids=["default", "legacy", "window"])
+def test_string_ids_and_runs_without_logits(tmp_path: Path, str_ids: bool, max_logit_classes: int,
+                                            label_errors: dict | None) -> None:
     path = make_run(tmp_path / "run", n=300, k=5, seed=3, str_ids=str_ids,
                     max_logit_classes=max_logit_classes)
-    got = dc.load(path).metrics(chunk_rows=64)
-    pd.testing.assert_frame_equal(got, reference(path), check_exact=True)
+    got = dc.load(path).metrics(chunk_rows=64, label_errors=label_errors)
+    pd.testing.assert_frame_equal(got, reference(path, label_errors=label_errors), check_exact=True)
     assert got["entropy"].isna().all() == (max_logit_classes < 5)
 
 
@@ -239,7 +249,10 @@ def test_run_without_epochs_and_empty_window(tmp_path: Path, run_dir: Path) -> N
     ({"chunk_rows": 0}, r"chunk_rows must be a positive integer; got 0"),
     ({"workers": 0}, r"workers must be a positive integer; got 0"),
     ({"label_errors": {"method": "cleanlab"}}, r"The 'method' parameter of detect_label_errors"),
-], ids=["engine", "engine-typo", "scheduler-local", "chunk-rows", "workers", "method"])
+    ({"label_errors": {"threshold": 2}}, r"The 'threshold' parameter of detect_label_errors"),
+    ({"label_errors": {"window": "9:"}}, r"epochs window \(9, None\) selects none of the recorded"),
+], ids=["engine", "engine-typo", "scheduler-local", "chunk-rows", "workers", "method", "threshold",
+        "label-window"])
 def test_option_errors(run_dir: Path, options: dict, match: str) -> None:
     with pytest.raises(InputError, match=match):
         dc.load(run_dir).metrics(**options)

@@ -13,10 +13,15 @@ give bit-identical results on any row range). What needs all examples at once â€
 regions (a quantile of variability) and the label-error thresholds (per-class means) â€” is then
 computed from the (N,) results, as in the in-memory path.
 
+Label errors (:mod:`datacarto.label_errors`) follow the detector step by step with its own
+building blocks: the epoch window is chosen from the per-epoch training accuracy (counted
+while the shards are checked), the window-averaged probabilities (N, K) are computed per chunk,
+and the noise model, scores and flags are fitted on them as in ``detect_label_errors``.
+
 Memory: O(N) for the results (about 120 bytes per example for the DataFrame), plus the
-(N, K) float64 epoch-averaged probabilities of the label-error detector when logits are stored,
-plus a few chunks in flight (about 60 MB per chunk at E = K = 10). Time is one pass over the
-shards.
+(N, K) float64 averaged probabilities of the label-error detector, plus a few chunks in flight
+(about 60 MB per chunk at E = K = 10). Time is one pass over the shards (plus a read of the
+id, label and pred columns to check them).
 
 Engines
 -------
@@ -24,8 +29,9 @@ Engines
     Chunks run on a pool of threads in this process (numpy and Arrow release the GIL).
 ``"dask"``
     Chunks run as tasks on a ``dask.distributed`` cluster, which reads the same Parquet shards:
-    the run directory must be on a file system every worker can read (same path). The
-    (N, K) averaged probabilities stay on the workers; only (N,) results come back.
+    the run directory must be on a file system every worker can read (same path). The (N,)
+    results come back to the client, and so do the (N, K) averaged probabilities the noise
+    model is fitted on (for ``method="confident_learning"`` they stay on the workers).
 
 Runs that cannot be streamed (a shard whose rows are not sorted by id, which no datacarto
 writer produces, or label-error options the streaming detector does not implement) are computed
@@ -40,7 +46,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,10 +102,23 @@ class _Plan:
     id_type: str
     logits: bool
     include_ci: bool
+    correct_counts: np.ndarray  # (E,) examples whose argmax is their label, per epoch
+    classes: tuple[str, ...] = ()
+    meta: dict[str, Any] | None = None
+    label_errors: _LabelErrorSpec | None = None
 
     @property
     def n_chunks(self) -> int:
         return len(self.bounds) - 1
+
+
+@dataclass(frozen=True)
+class _LabelErrorSpec:
+    """What the label-error detector needs per chunk: its method and epoch window."""
+
+    method: str
+    threshold: float | None
+    keep: np.ndarray | None = None  # (E,) bool: the epochs the score averages over
 
 
 class _NotStreamable(Exception):
@@ -155,13 +174,17 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
     ref_ids: np.ndarray | None = None
     bounds: np.ndarray | None = None
     epoch_plans: list[_EpochPlan] = []
+    correct_counts = []
     for epoch, paths in selected:
-        part_ids = []
+        part_ids, part_correct = [], []
         for path in paths:
             with store.ShardReader(path, n_classes=n_classes, id_type=id_type) as reader:
-                part_ids.append(reader.read_rows(0, reader.num_rows, ["id"])["id"])
+                cols = reader.read_rows(0, reader.num_rows, ["id", "label", "pred"])
+            part_ids.append(cols["id"])
+            part_correct.append(cols["pred"] == cols["label"])
         if len(part_ids) == 1:
             ids = part_ids[0]
+            correct_counts.append(int(part_correct[0].sum()))
             if not _strictly_increasing(ids):
                 order = np.argsort(ids, kind="stable")
                 sorted_ids = ids[order]
@@ -176,7 +199,14 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
             for path, ids in zip(paths, part_ids):
                 if len(ids) > 1 and not np.all(ids[1:] >= ids[:-1]):
                     raise _NotStreamable(f"{path}: rows are not sorted by id")
-            unique = np.unique(np.concatenate(part_ids))
+            all_ids = np.concatenate(part_ids)
+            order = np.argsort(all_ids, kind="stable")  # the first copy of a repeat is kept
+            sorted_ids = all_ids[order]
+            first_copy = np.ones(len(order), dtype=bool)
+            first_copy[1:] = sorted_ids[1:] != sorted_ids[:-1]
+            unique = sorted_ids[first_copy]
+            correct_counts.append(int(np.concatenate(part_correct)[order][first_copy].sum()))
+            del all_ids, order, sorted_ids, first_copy
         if ref_ids is None:
             ref_ids = unique
             bounds = np.unique(np.r_[np.arange(0, len(unique), chunk_rows), len(unique)])
@@ -198,8 +228,62 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
     assert ref_ids is not None and bounds is not None
     plan = _Plan(n=len(ref_ids), bounds=bounds, epochs=tuple(epoch_plans),
                  epoch_numbers=np.array([p.epoch for p in epoch_plans], dtype=np.int64),
-                 n_classes=n_classes, id_type=id_type, logits=want_logits, include_ci=include_ci)
+                 n_classes=n_classes, id_type=id_type, logits=want_logits, include_ci=include_ci,
+                 correct_counts=np.array(correct_counts, dtype=np.int64),
+                 classes=tuple(run.classes), meta=dict(meta))
     return plan, ref_ids
+
+
+# ---------------------------------------------------------------------------------- label errors
+#: detect_label_errors options the streaming engine implements ("regions" only shapes the
+#: detector's "assessment", which the metrics frame does not show).
+_LABEL_ERROR_OPTIONS = {"method", "window", "heldout_accuracy", "threshold", "regions"}
+
+
+def _check_label_error_options(options: dict[str, Any] | None) -> bool:
+    """Validate like detect_label_errors; False when the streaming engine cannot follow."""
+    from . import label_errors as le
+
+    opts = dict(options or {})
+    if set(opts) - _LABEL_ERROR_OPTIONS:
+        return False
+    check_option(opts.get("method", le.DEFAULT_METHOD), le.LABEL_ERROR_METHODS, name="method",
+                 where="detect_label_errors")
+    le._check_threshold(opts.get("threshold"))
+    return True
+
+
+def _label_error_spec(plan: _Plan, options: dict[str, Any] | None) -> _LabelErrorSpec:
+    """The detector's method and epoch window (as ``label_errors._window`` picks it)."""
+    from . import label_errors as le
+    from .dynamics import TrainingDynamics
+
+    opts = dict(options or {})
+    method = opts.get("method", le.DEFAULT_METHOD)
+    threshold = le._check_threshold(opts.get("threshold"))
+    if method == "confident_learning":
+        return _LabelErrorSpec(method, threshold)
+    window = opts.get("window", "auto")
+    held = opts.get("heldout_accuracy")
+    epochs = plan.epoch_numbers
+    if isinstance(window, str) and window == "auto":
+        # the training accuracy the detector reads its memorisation knee from, counted exactly
+        acc = plan.correct_counts / plan.n
+        if held is None:
+            held = le._heldout_from_meta(plan.meta or {}, epochs)
+        choice = le.choose_window(acc, held, epochs=epochs, n_examples=plan.n)
+    else:
+        # an explicit window (or None) needs only the epoch numbers: an empty stand-in suffices
+        e = len(epochs)
+        empty = TrainingDynamics(
+            ids=np.zeros(0, np.int64), labels=np.zeros(0, np.int64),
+            gold_prob=np.zeros((0, e), np.float32), pred=np.zeros((0, e), np.int32),
+            runner_up=np.zeros((0, e), np.int32), margin=np.zeros((0, e), np.float32),
+            loss=np.zeros((0, e), np.float32), logits=None, epochs=epochs,
+            classes=plan.classes, meta=dict(plan.meta or {}))
+        choice = le._window(empty, window, held)
+    keep = (epochs >= choice.first) & (epochs <= choice.last)
+    return _LabelErrorSpec(method, threshold, keep)
 
 
 def _strictly_increasing(ids: np.ndarray) -> bool:
@@ -228,11 +312,11 @@ class _Readers:
         self._open.clear()
 
 
-def _read_chunk(plan: _Plan, ep: _EpochPlan, c: int, columns: list[str],
-                readers: _Readers) -> dict[str, np.ndarray]:
+def _read_chunk(plan: _Plan, ep: _EpochPlan, c: int, columns: list[str], readers: _Readers,
+                row_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
     a, b = int(plan.bounds[c]), int(plan.bounds[c + 1])
     if ep.cuts is None:
-        return readers.get(ep.paths[0]).read_rows(a, b, columns)
+        return readers.get(ep.paths[0]).read_rows(a, b, columns, row_ids=row_ids)
     pieces = [readers.get(path).read_rows(int(ep.cuts[p, c]), int(ep.cuts[p, c + 1]), columns)
               for p, path in enumerate(ep.paths)]
     cols = {k: np.concatenate([piece[k] for piece in pieces]) for k in columns}
@@ -245,13 +329,17 @@ def _read_chunk(plan: _Plan, ep: _EpochPlan, c: int, columns: list[str],
 
 def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
     """Per-example metrics of chunk ``c`` (and the label-error detector's per-example inputs)."""
-    from .label_errors import _vote_counts, epoch_averaged_probs
+    from .dynamics import TrainingDynamics
+    from .label_errors import _vote_counts, epoch_averaged_probs, probs_from_stored
     from .metrics import (_aum, _confidence, _correctness, _entropy, _first_learned_epoch,
                           _forgetting_events, _variability)
 
     columns = list(_COLUMNS) + (["logits"] if plan.logits else ["runner_up"])
-    per_epoch = [_read_chunk(plan, ep, c, columns, readers) for ep in plan.epochs]
-    first = per_epoch[0]
+    # the plan compared every epoch's ids already: a single sorted shard needs no id column
+    no_ids = [name for name in columns if name != "id"]
+    first = _read_chunk(plan, plan.epochs[0], c, columns, readers)
+    per_epoch = [first] + [_read_chunk(plan, ep, c, columns if ep.cuts is not None else no_ids,
+                                       readers, row_ids=first["id"]) for ep in plan.epochs[1:]]
     for ep, cols in zip(plan.epochs[1:], per_epoch[1:]):
         _check_chunk_aligned(plan, ep, c, first, cols)
     labels = first["label"].astype(np.int64)
@@ -277,11 +365,32 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
         "mean_loss": loss.astype(np.float64).mean(axis=1),
     }
     rows = np.arange(len(labels))
-    if plan.logits:
-        logits = np.stack([e["logits"] for e in per_epoch], axis=1)
-        # row-wise, so slicing changes no value; small slices keep the float64 temporaries in cache
-        slices = [slice(s, s + _SOFTMAX_ROWS) for s in range(0, len(labels), _SOFTMAX_ROWS)]
+    spec = plan.label_errors
+    assert spec is not None
+    # row-wise, so slicing changes no value; small slices keep the float64 temporaries in cache
+    slices = [slice(s, s + _SOFTMAX_ROWS) for s in range(0, len(labels), _SOFTMAX_ROWS)]
+    logits = np.stack([e["logits"] for e in per_epoch], axis=1) if plan.logits else None
+    runner_up = None if plan.logits else np.stack(
+        [e["runner_up"] for e in per_epoch], axis=1).astype(np.int32, copy=False)
+    if logits is not None:
         out["entropy"] = np.concatenate([_entropy(logits[sl]) for sl in slices])
+    if spec.method != "confident_learning":
+        assert spec.keep is not None
+        window = spec.keep.all()
+        if logits is not None:
+            wl = logits if window else logits[:, spec.keep]
+            out["probs"] = np.concatenate([epoch_averaged_probs(wl[sl]) for sl in slices])
+        else:
+            assert runner_up is not None
+            k = spec.keep
+            out["probs"] = probs_from_stored(TrainingDynamics(
+                ids=first["id"], labels=labels, gold_prob=gold if window else gold[:, k],
+                pred=pred if window else pred[:, k],
+                runner_up=runner_up if window else runner_up[:, k],
+                margin=margin if window else margin[:, k], loss=loss if window else loss[:, k],
+                logits=None, epochs=plan.epoch_numbers[k], classes=plan.classes,
+                meta=plan.meta or {}))
+    elif logits is not None:  # version 0.1's detector, on every epoch
         avg = np.concatenate([epoch_averaged_probs(logits[sl]) for sl in slices])
         masked = avg.copy()
         masked[rows, labels] = -np.inf
@@ -289,7 +398,7 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
         out["gold_avg"] = avg[rows, labels]
         out["avg_probs"] = avg  # needed again once the per-class thresholds are known
     else:
-        runner_up = np.stack([e["runner_up"] for e in per_epoch], axis=1).astype(np.int32, copy=False)
+        assert runner_up is not None
         votes = _vote_counts(runner_up, plan.n_classes)
         suggested = votes.argmax(axis=1)
         pred_votes = _vote_counts(pred, plan.n_classes)
@@ -301,7 +410,8 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
 def _check_chunk_aligned(plan: _Plan, ep: _EpochPlan, c: int, first: dict[str, np.ndarray],
                          cols: dict[str, np.ndarray]) -> None:
     a = int(plan.bounds[c])
-    if len(cols["id"]) != len(first["id"]) or not np.array_equal(cols["id"], first["id"]):
+    if len(cols["label"]) != len(first["label"]) or (
+            "id" in cols and not np.array_equal(cols["id"], first["id"])):
         # the plan compared every id already; this guards against a shard changed since
         raise SchemaError(f"{ep.paths[0]}: epoch {ep.epoch} ids disagree with the first epoch "
                           f"at rows {a}..{int(plan.bounds[c + 1]) - 1} (was the shard modified "
@@ -347,9 +457,14 @@ class _Results:
         self.arrays["never_learned"] = np.empty(n, dtype=bool)
         self.arrays["suggested_label"] = np.empty(n, dtype=np.int64)
         self.arrays["is_label_error"] = np.zeros(n, dtype=bool)
-        self.avg_probs = np.empty((n, plan.n_classes)) if plan.logits else None
+        spec = plan.label_errors
+        legacy = spec is not None and spec.method == "confident_learning"
+        #: (N, K): the legacy detector's all-epoch averages, or the window-averaged probabilities
+        self.probs = np.empty((n, plan.n_classes)) if plan.logits or not legacy else None
         if not plan.logits:
-            del self.arrays["entropy"], self.arrays["gold_avg"]
+            del self.arrays["entropy"]
+        if not (legacy and plan.logits):
+            del self.arrays["gold_avg"]
 
     def place(self, stats: dict[str, Any]) -> None:
         c = int(stats["chunk"])
@@ -357,8 +472,9 @@ class _Results:
         for name, arr in self.arrays.items():
             if name in stats:
                 arr[a:b] = stats[name]
-        if self.avg_probs is not None and "avg_probs" in stats:
-            self.avg_probs[a:b] = stats["avg_probs"]
+        for name in ("avg_probs", "probs"):
+            if self.probs is not None and name in stats:
+                self.probs[a:b] = stats[name]
 
 
 def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results,
@@ -388,7 +504,7 @@ def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results
         "mean_loss": r["mean_loss"],
     })
     frame["region"] = assign_regions(conf, var, **(regions or {}))
-    frame["label_error_score"] = 1.0 - conf
+    frame["label_error_score"] = r["label_error_score"] if "label_error_score" in r else 1.0 - conf
     frame["suggested_label"] = r["suggested_label"]
     frame["suggested_label_name"] = names[r["suggested_label"]]
     frame["is_label_error"] = r["is_label_error"]
@@ -422,16 +538,38 @@ def _run_local(plan: _Plan, workers: int, unit_chunks: int) -> _Results:
     finally:
         for r in opened:
             r.close()
-    if plan.logits:
-        assert res.avg_probs is not None
+    spec = plan.label_errors
+    assert spec is not None
+    if spec.method == "confident_learning" and plan.logits:
+        assert res.probs is not None
         labels = res.arrays["label"]
         thresholds = _thresholds(res.arrays["gold_avg"], labels, plan.n_classes)
         for c in range(plan.n_chunks):
             a, b = int(plan.bounds[c]), int(plan.bounds[c + 1])
-            res.place(_flags({"chunk": c, "avg_probs": res.avg_probs[a:b], "label": labels[a:b],
+            res.place(_flags({"chunk": c, "avg_probs": res.probs[a:b], "label": labels[a:b],
                               "suggested_label": res.arrays["suggested_label"][a:b]}, thresholds))
-        res.avg_probs = None
+        res.probs = None
     return res
+
+
+def _noise_posterior(plan: _Plan, res: _Results) -> None:
+    """Steps 3-6 of the default detector on the gathered window-averaged probabilities."""
+    from . import label_errors as le
+
+    spec = plan.label_errors
+    assert spec is not None and res.probs is not None
+    probs, labels = res.probs, res.arrays["label"]
+    model = le.NoiseModel.fit(probs, labels, plan.n_classes)
+    score = np.empty(plan.n)
+    for c in range(plan.n_chunks):  # row-wise: chunks bound the (n, K) temporaries
+        a, b = int(plan.bounds[c]), int(plan.bounds[c + 1])
+        score[a:b], res.arrays["suggested_label"][a:b] = model.score(probs[a:b], labels[a:b])
+        if spec.method == "confidence":
+            score[a:b] = 1.0 - probs[a:b][np.arange(b - a), labels[a:b]]
+    res.probs = None
+    res.arrays["label_error_score"] = score
+    res.arrays["is_label_error"] = (le._top_n(score, model.n_errors) if spec.threshold is None
+                                    else score >= spec.threshold)
 
 
 def _bounded_map(fn: Callable[[int], Any], items: range, sink: Callable[[Any], None],
@@ -533,7 +671,8 @@ def _run_dask(plan: _Plan, scheduler: Any, timeout: float, task_chunks: int) -> 
             for stats in fut.result():
                 res.place(stats)
             fut.release()
-        if plan.logits:
+        assert plan.label_errors is not None
+        if plan.label_errors.method == "confident_learning" and plan.logits:
             thresholds = _thresholds(res.arrays["gold_avg"], res.arrays["label"], plan.n_classes)
             flags = [client.submit(_dask_flags, f, thresholds, pure=False) for f in full]
             for fut in flags:
@@ -591,7 +730,7 @@ def compute_run_metrics(run: Run, *, epochs: str | tuple[int | None, int | None]
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise InputError(f"Run.metrics: workers must be a positive integer; got {workers!r}.")
-    if not _streamable_label_errors(label_errors):
+    if not _check_label_error_options(label_errors):
         if engine == "dask":
             raise InputError(f"Run.metrics: label_errors={label_errors!r} is not supported by "
                              "engine='dask'; use engine='local'.")
@@ -603,6 +742,7 @@ def compute_run_metrics(run: Run, *, epochs: str | tuple[int | None, int | None]
             raise SchemaError(f"{why}; engine='dask' needs shards sorted by id (as every datacarto "
                               "writer makes them). Use engine='local'.") from None
         return _in_memory(run, epochs, include_ci, regions, label_errors)
+    plan = replace(plan, label_errors=_label_error_spec(plan, label_errors))
     if len(plan.epochs) == 1:
         warnings.warn("only 1 epoch recorded: variability is 0 for every example", UserWarning,
                       stacklevel=3)
@@ -612,23 +752,15 @@ def compute_run_metrics(run: Run, *, epochs: str | tuple[int | None, int | None]
         res = _run_local(plan, n_workers, unit_chunks)
     else:
         res = _run_dask(plan, scheduler, connect_timeout, unit_chunks)
+    assert plan.label_errors is not None
+    if plan.label_errors.method != "confident_learning":
+        _noise_posterior(plan, res)
     return _frame(plan, ids, run.classes, res, regions)
 
 
 def _row_group_rows(plan: _Plan) -> int:
     with store.ShardReader(Path(plan.epochs[0].paths[0])) as reader:
         return max(1, reader.row_group_rows)
-
-
-def _streamable_label_errors(options: dict[str, Any] | None) -> bool:
-    """The streaming detector implements the default confident-learning method only."""
-    from .label_errors import LABEL_ERROR_METHODS
-
-    opts = dict(options or {})
-    method = opts.pop("method", "confident_learning")
-    if not opts and method not in LABEL_ERROR_METHODS:
-        check_option(method, LABEL_ERROR_METHODS, name="method", where="detect_label_errors")
-    return not opts and method == "confident_learning"
 
 
 def _in_memory(run: Run, epochs: Any, include_ci: bool, regions: dict[str, Any] | None,

@@ -263,8 +263,13 @@ class ShardReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read_rows(self, start: int, stop: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Rows ``start:stop`` of the file as numpy arrays (``columns``: default all)."""
+    def read_rows(self, start: int, stop: int, columns: list[str] | None = None, *,
+                  row_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` of the file as numpy arrays (``columns``: default all).
+
+        ``row_ids`` (the ids of those rows, known from elsewhere) name the example in error
+        messages when the id column is not read.
+        """
         wanted = list(columns) if columns is not None else list(self.names)
         if "logits" in wanted and "logits" not in self.names:
             raise SchemaError(f"{self.path}: this run stored no full logits (K too large or disabled).")
@@ -290,11 +295,13 @@ class ShardReader:
         except (pa.ArrowException, OSError) as err:
             raise SchemaError(f"{self.path}: cannot read columns {wanted} ({err})") from err
         out = _table_to_numpy(table, wanted)
-        self._check_values(out, start)
+        self._check_values(out, start, row_ids)
         return out
 
-    def _check_values(self, out: dict[str, np.ndarray], row0: int) -> None:
+    def _check_values(self, out: dict[str, np.ndarray], row0: int,
+                      row_ids: np.ndarray | None = None) -> None:
         path = self.path
+        named = out if "id" in out or row_ids is None else {**out, "id": row_ids}
         if "id" in out and self.id_type is not None:
             kind = "str" if out["id"].dtype.kind == "U" else "int"
             if kind != self.id_type:
@@ -303,7 +310,7 @@ class ShardReader:
             bad = (out["label"] < 0) | (out["label"] >= self.n_classes)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise SchemaError(f"{path} row {row0 + i}{_row_id(out, i)}: label {out['label'][i]} is "
+                raise SchemaError(f"{path} row {row0 + i}{_row_id(named, i)}: label {out['label'][i]} is "
                                   f"outside 0..{self.n_classes - 1}.")
         if "logits" in out and self.n_classes is not None and out["logits"].shape[1] != self.n_classes:
             raise SchemaError(f"{path}: logits have {out['logits'].shape[1]} values per row but the "
@@ -311,7 +318,7 @@ class ShardReader:
         for name in ("gold_prob", "margin", "loss"):
             if name in out and not np.all(np.isfinite(out[name])):
                 i = int(np.argmax(~np.isfinite(out[name])))
-                raise SchemaError(f"{path} row {row0 + i}{_row_id(out, i)}: {name} is not finite.")
+                raise SchemaError(f"{path} row {row0 + i}{_row_id(named, i)}: {name} is not finite.")
 
 
 def _table_to_numpy(table: pa.Table, wanted: list[str]) -> dict[str, np.ndarray]:
