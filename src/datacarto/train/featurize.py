@@ -186,7 +186,7 @@ def minilm_embeddings(texts: Sequence[str], *, cache_dir: str | os.PathLike[str]
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     sentence_transformers = require("sentence_transformers", extra="text", feature="--model minilm")
     with quiet_transformers():
-        model = sentence_transformers.SentenceTransformer(str(model_dir), device="cpu")
+        model = sentence_transformers.SentenceTransformer(str(model_dir))  # GPU if there is one
     chunks = []
     step = max(batch_size * 4, 1)
     for start in range(0, len(texts), step):

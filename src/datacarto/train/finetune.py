@@ -78,10 +78,16 @@ class FinetuneModel:
         with quiet_transformers():  # "newly initialized classifier head" is expected here
             self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
                 str(base), num_labels=n_classes)
+        # a GPU when there is one (untested here: CI has none); CPU otherwise
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
         self.tokens = tokens
-        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
         self.batch_size = batch_size
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def _inputs(self, rows: np.ndarray) -> dict[str, Any]:
+        return {k: v.to(self.device) for k, v in self.tokens.batch(rows).items()}
 
     def fit_epoch(self, rows: np.ndarray, rng: np.random.Generator,
                   on_batch: BatchCallback | None = None) -> None:
@@ -90,10 +96,10 @@ class FinetuneModel:
         order = np.asarray(rows)[rng.permutation(len(rows))]
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            out = self.model(**self.tokens.batch(batch))
+            out = self.model(**self._inputs(batch))
             loss = torch.nn.functional.cross_entropy(out.logits, self.y[batch])
             if on_batch is not None:
-                on_batch(batch, out.logits.detach().float().numpy())
+                on_batch(batch, out.logits.detach().float().cpu().numpy())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -106,5 +112,5 @@ class FinetuneModel:
         with torch.no_grad():
             for start in range(0, len(rows), batch_size):
                 batch = rows[start:start + batch_size]
-                parts.append(self.model(**self.tokens.batch(batch)).logits.float().numpy())
+                parts.append(self.model(**self._inputs(batch)).logits.float().cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros((0, self.model.config.num_labels))

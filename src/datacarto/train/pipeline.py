@@ -191,7 +191,7 @@ def encode_labels(column: pd.Series, *, name: str, source: str) -> tuple[np.ndar
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise InputError(f"{source} row {row}: empty label in column {name!r}. Every row needs a "
-                         f"label; fill it in or drop the row ({int(missing.sum())} rows affected).")
+                         f"label; fill it in or drop the row (rows with an empty label: {int(missing.sum())}).")
     if pd.api.types.is_bool_dtype(column.dtype):
         values = column.astype(bool).to_numpy()
         uniq = np.unique(values)
@@ -640,7 +640,8 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
                      f"{MEMORISATION_GAP:.2f} ahead of accuracy on held-out rows; later epochs "
                      "increasingly fit the given labels, right or wrong.")
         if e > 2:  # a window needs 2+ epochs for variability
-            lines.append(f"  To map the epochs before it: datacarto metrics RUN --epochs :{e - 1}")
+            where = run.run_dirs[0] if len(run.run_dirs) == 1 else run.out / "seed-0"
+            lines.append(f"  To map the epochs before it: datacarto metrics {where} --epochs :{e - 1}")
     else:
         lines.append(f"  No memorisation: training accuracy never stays more than "
                      f"{MEMORISATION_GAP:.2f} ahead of held-out accuracy.")
