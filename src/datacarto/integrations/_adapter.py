@@ -365,6 +365,24 @@ class AdapterRecorder:
         return self.recorder.to_dynamics()
 
 
+def select_checkpoints(n_rounds: int, *, every: int, chosen: Iterable[int] | None,
+                       where: str) -> list[int]:
+    """Boosting rounds to record: ``every``, ``2*every``, ... and the last, or ``chosen``."""
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise InputError(f"{where}: every must be a positive integer; got {every!r}.")
+    if n_rounds < 1:
+        raise InputError(f"{where}: the model has no boosting rounds; fit it first.")
+    if chosen is None:
+        rounds = list(range(every, n_rounds + 1, every))
+        return rounds if rounds and rounds[-1] == n_rounds else rounds + [n_rounds]
+    rounds = sorted({int(i) for i in chosen})
+    bad = [i for i in rounds if not 1 <= i <= n_rounds]
+    if bad:
+        raise InputError(f"{where}: iterations {bad[:3]} are outside 1..{n_rounds} (the model has "
+                         f"{n_rounds} boosting rounds).")
+    return rounds
+
+
 def record_checkpoints(adapter: str, path: str | Path | None,
                        checkpoints: Iterable[tuple[int, Any]], *, ids: np.ndarray,
                        labels: np.ndarray, inputs: str, capture: str,

@@ -1,0 +1,128 @@
+"""XGBoost: boosting rounds as checkpoints ("epochs"), scored with ``iteration_range=(0, i)``.
+
+::
+
+    from datacarto.integrations.xgboost import record_boosting
+
+    model = xgboost.XGBClassifier(n_estimators=100).fit(X, y)
+    dyn = record_boosting(model, X, y, every=10, path="runs/xgb")   # rounds 10, 20, ..., 100
+
+Checkpoint i holds the raw margins (logits) of the first i rounds on every training row,
+``predict(X, output_margin=True, iteration_range=(0, i))``; a binary model's single margin z
+is stored as the logits ``[-z/2, z/2]``. Works with ``XGBClassifier`` and a raw ``Booster``
+(labels then must be 0..K-1). Each checkpoint re-scores the first i rounds (cost grows as
+i²): thin them with ``every`` or ``iterations``.
+
+Capture modes coincide for boosting (round i's margins are what round i+1 is fitted to; no
+dropout): ``capture`` is recorded as given. Resume: calls on the same ``path`` append, so an
+interrupted recording finishes with ``iterations=`` the remaining rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._deps import require
+
+xgb = require("xgboost", extra="xgboost", feature="datacarto.integrations.xgboost")
+
+from .._validation import check_ids, check_option  # noqa: E402
+from ..dynamics import TrainingDynamics  # noqa: E402
+from ..errors import InputError  # noqa: E402
+from ..recorder import CAPTURE_MODES  # noqa: E402
+from ._adapter import (binary_to_logits, encode_labels, record_checkpoints,  # noqa: E402
+                       select_checkpoints)
+
+__all__ = ["record_boosting"]
+
+WHERE = "record_boosting (XGBoost)"
+
+
+def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = None,
+                    ids: Any = None, every: int = 1, iterations: Iterable[int] | None = None,
+                    capture: str = "eval", classes: list[str] | None = None,
+                    meta: dict[str, Any] | None = None) -> TrainingDynamics:
+    """Record a fitted XGBoost classifier's boosting rounds on its training set.
+
+    Parameters
+    ----------
+    model : xgboost.XGBClassifier or xgboost.Booster (fitted)
+    X : array-like or DMatrix (a Booster needs a DMatrix or an array)
+    y : array-like (n,)
+        The training labels (an XGBClassifier's ``classes_`` order; 0..K-1 for a Booster).
+    path : str or Path, optional
+        Run directory; ``None`` records in memory.
+    ids : sequence, optional
+        Stable example ids; default the row positions 0..n-1.
+    every : int
+        Record rounds every, 2*every, ... and the last one.
+    iterations : iterable of int, optional
+        Exactly these 1-based round counts instead.
+    capture, classes, meta
+        Stored in the run's metadata (``classes``: class names).
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [0.2], [1.0], [1.2]]); y = np.array([0, 0, 1, 1])
+    >>> model = xgb.XGBClassifier(n_estimators=4, max_depth=1).fit(X, y)
+    >>> record_boosting(model, X, y, every=2).epochs.tolist()
+    [1, 2]
+    """
+    check_option(capture, CAPTURE_MODES, name="capture", where=WHERE)
+    if isinstance(model, xgb.XGBModel):
+        if not hasattr(model, "classes_"):
+            raise InputError(f"{WHERE}: {type(model).__name__} is not a fitted classifier (no "
+                             "classes_). Fit an XGBClassifier on X, y first.")
+        booster = model.get_booster()
+        labels = encode_labels(y, model.classes_, where=WHERE)
+        names = classes or [str(c) for c in model.classes_]
+
+        def margins(i: int) -> np.ndarray:
+            return np.asarray(model.predict(X, output_margin=True, iteration_range=(0, i)))
+    elif isinstance(model, xgb.Booster):
+        booster = model
+        data = X if isinstance(X, xgb.DMatrix) else xgb.DMatrix(X)
+        labels = np.asarray(y)
+        names = classes
+
+        def margins(i: int) -> np.ndarray:
+            return np.asarray(booster.predict(data, output_margin=True, iteration_range=(0, i)))
+    else:
+        raise InputError(f"{WHERE}: expected an XGBClassifier or a Booster; got "
+                         f"{type(model).__name__}. For LightGBM use "
+                         "datacarto.integrations.lightgbm.record_boosting.")
+    objective = str(booster.attr("objective") or _objective(booster))
+    if objective and not objective.startswith(("binary:", "multi:")):
+        raise InputError(f"{WHERE}: the model's objective is {objective!r}; datacarto records "
+                         "classifiers (binary:* or multi:* objectives).")
+    rounds = select_checkpoints(booster.num_boosted_rounds(), every=every, chosen=iterations,
+                                where=WHERE)
+    n = len(labels)
+    row_ids = np.arange(n) if ids is None else check_ids(
+        list(ids) if not isinstance(ids, np.ndarray) else ids, where=WHERE)
+    if len(row_ids) != n:
+        raise InputError(f"{WHERE}: ids has {len(row_ids)} entries but y has {n}.")
+
+    def checkpoints() -> Any:
+        for i in rounds:
+            z = margins(i)
+            yield i, binary_to_logits(z) if z.ndim == 1 else z
+
+    return record_checkpoints(
+        WHERE, path, checkpoints(), ids=row_ids, labels=labels, inputs="logits",
+        capture=capture, classes=names, seed=None,
+        meta={"integration": "xgboost", "checkpoint_unit": "boosting_round",
+              **(meta or {})})
+
+
+def _objective(booster: Any) -> str:
+    import json
+
+    try:
+        return str(json.loads(booster.save_config())["learner"]["objective"]["name"])
+    except (KeyError, ValueError, TypeError):
+        return ""
