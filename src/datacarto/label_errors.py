@@ -24,7 +24,8 @@ Default method, ``"noise_posterior"``, from ONE training run:
    classes produce; wrong labels add one-way excess. The noise matrix keeps the excess, a
    uniform background (the mean symmetric part) and one pseudo-count::
 
-       M[g, k] = max(C[g, k] - C[k, g], 0) + b + 1   (g != k),   M[k, k] = C[k, k]
+       D = C - C^T,   excess = max(D, 0) * max(0, 1 - (C + C^T) / D^2)   (shrunk by its noise)
+       M[g, k] = excess[g, k] + b + 1   (g != k),   M[k, k] = C[k, k]
        T[g, k] = M[g, k] / sum_g' M[g', k]           # P(given label g | true class k)
 
 4. **Score** = posterior probability that the given label is wrong, treating ``P_i`` as the
@@ -277,7 +278,12 @@ class NoiseModel:
         joint = np.where(row > 0, raw / np.where(row > 0, row, 1.0), np.eye(k)) * counts[:, None]
         off = ~np.eye(k, dtype=bool)
         n_errors = int(round(float(joint[off].sum())))
-        excess = np.clip(joint - joint.T, 0.0, None)
+        # one-way excess, shrunk by its sampling noise (positive-part James-Stein; the
+        # difference of two counts has variance ~ their sum): chance asymmetries of uniform
+        # noise vanish, real class-conditional flows stay
+        diff = joint - joint.T
+        excess = np.clip(diff, 0.0, None) * np.clip(
+            1.0 - (joint + joint.T) / np.maximum(diff * diff, 1e-12), 0.0, None)
         background = float(np.minimum(joint, joint.T)[off].mean()) if k > 1 else 0.0
         m = np.where(off, excess + background + PSEUDO_COUNT, joint)
         # a class with no examples keeps a diagonal so that its column stays a distribution
