@@ -43,7 +43,7 @@ def test_dask_equals_local(cluster, runs: dict[str, Path], kind: str, options: d
     got = run.metrics(engine="dask", scheduler=cluster.scheduler_address, chunk_rows=128, **options)
     want = run.metrics(engine="local", **options)
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-9)
-    # the engines run the same code on the same rows: in practice bit-identical
+    # the engines run the same code on the same rows: bit-identical
     pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 

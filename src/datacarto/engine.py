@@ -330,8 +330,8 @@ def _read_chunk(plan: _Plan, ep: _EpochPlan, c: int, columns: list[str], readers
 def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
     """Per-example metrics of chunk ``c`` (and the label-error detector's per-example inputs)."""
     from .dynamics import TrainingDynamics
-    from .label_errors import _vote_counts, epoch_averaged_probs, probs_from_stored
-    from .metrics import (_aum, _confidence, _correctness, _entropy, _first_learned_epoch,
+    from .label_errors import _vote_counts, probs_from_stored
+    from .metrics import (_aum, _confidence, _correctness, _first_learned_epoch,
                           _forgetting_events, _variability)
 
     columns = list(_COLUMNS) + (["logits"] if plan.logits else ["runner_up"])
@@ -372,14 +372,18 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
     logits = np.stack([e["logits"] for e in per_epoch], axis=1) if plan.logits else None
     runner_up = None if plan.logits else np.stack(
         [e["runner_up"] for e in per_epoch], axis=1).astype(np.int32, copy=False)
+    avg = None
     if logits is not None:
-        out["entropy"] = np.concatenate([_entropy(logits[sl]) for sl in slices])
+        # one softmax pass gives the entropy and the averaged probabilities of the detector
+        keep = spec.keep if spec.method != "confident_learning" else None
+        parts = [_softmax_stats(logits[sl], keep) for sl in slices]
+        out["entropy"] = np.concatenate([h for h, _ in parts])
+        avg = np.concatenate([q for _, q in parts])
     if spec.method != "confident_learning":
         assert spec.keep is not None
         window = spec.keep.all()
-        if logits is not None:
-            wl = logits if window else logits[:, spec.keep]
-            out["probs"] = np.concatenate([epoch_averaged_probs(wl[sl]) for sl in slices])
+        if avg is not None:
+            out["probs"] = avg
         else:
             assert runner_up is not None
             k = spec.keep
@@ -390,8 +394,7 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
                 margin=margin if window else margin[:, k], loss=loss if window else loss[:, k],
                 logits=None, epochs=plan.epoch_numbers[k], classes=plan.classes,
                 meta=plan.meta or {}))
-    elif logits is not None:  # version 0.1's detector, on every epoch
-        avg = np.concatenate([epoch_averaged_probs(logits[sl]) for sl in slices])
+    elif avg is not None:  # version 0.1's detector, on every epoch
         masked = avg.copy()
         masked[rows, labels] = -np.inf
         out["suggested_label"] = masked.argmax(axis=1)
@@ -405,6 +408,26 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
         out["suggested_label"] = suggested
         out["is_label_error"] = (pred_votes[rows, suggested] * 2 > len(plan.epochs)) & (conf < 0.5)
     return out
+
+
+def _softmax_stats(logits: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predictive entropy (n,) and epoch-averaged probabilities (n, K) of logits (n, E, K).
+
+    The probabilities repeat :func:`datacarto.label_errors.epoch_averaged_probs` operation for
+    operation (same dtype, layout and reductions), so they are bit-identical to it, over the
+    epochs in ``keep`` (all when None): the detector's flags depend on exact comparisons. The
+    entropy shares the softmax instead of recomputing it as :func:`datacarto.metrics.entropy`
+    does; it agrees with it to ~1e-15. ``tests/test_engine.py`` checks both.
+    """
+    b = logits.astype(np.float64)
+    m = b.max(axis=2, keepdims=True)
+    e = np.exp(b - m)
+    s = e.sum(axis=2, keepdims=True)
+    q = e / s
+    entropy = -(q * ((b - m) - np.log(s))).sum(axis=2).mean(axis=1)
+    if keep is not None and not keep.all():
+        q = q[:, keep]
+    return entropy, q.mean(axis=1)
 
 
 def _check_chunk_aligned(plan: _Plan, ep: _EpochPlan, c: int, first: dict[str, np.ndarray],
@@ -477,6 +500,19 @@ class _Results:
                 self.probs[a:b] = stats[name]
 
 
+def _names(names: np.ndarray, codes: np.ndarray) -> Any:
+    """``names[codes]`` as the column pandas makes of it, without creating N Python strings."""
+    import pandas as pd
+    import pyarrow as pa
+
+    inferred = pd.Series(names[:1]).dtype  # what pandas makes of an object array of str
+    if isinstance(inferred, pd.StringDtype) and inferred.storage == "pyarrow":
+        column = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
+                                                pa.array(list(names), pa.large_string()))
+        return pd.array(column.cast(pa.large_string()), dtype=inferred)
+    return names[codes]
+
+
 def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results,
            regions: dict[str, Any] | None) -> pd.DataFrame:
     """The DataFrame of compute_metrics, column for column."""
@@ -491,7 +527,7 @@ def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results
     frame = pd.DataFrame(copy=False, data={
         "id": ids,
         "label": labels,
-        "label_name": names[labels],
+        "label_name": _names(names, labels),
         "confidence": conf,
         "variability": var,
         "correctness": r["correctness"],
@@ -506,7 +542,7 @@ def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results
     frame["region"] = assign_regions(conf, var, **(regions or {}))
     frame["label_error_score"] = r["label_error_score"] if "label_error_score" in r else 1.0 - conf
     frame["suggested_label"] = r["suggested_label"]
-    frame["suggested_label_name"] = names[r["suggested_label"]]
+    frame["suggested_label_name"] = _names(names, r["suggested_label"])
     frame["is_label_error"] = r["is_label_error"]
     frame.attrs["epochs"] = plan.epoch_numbers.tolist()
     frame.attrs["classes"] = list(classes)
