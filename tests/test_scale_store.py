@@ -216,3 +216,16 @@ def test_shard_reader_errors_name_the_file_row(tmp_path: Path) -> None:
             reader.read_rows(128, 192, ["id", "label"])
     with pytest.raises(SchemaError, match=r"epoch-00009.parquet: epoch shard listed in run.json is missing"):
         store.ShardReader(tmp_path / "run" / store.shard_name(9))
+
+
+def test_pending_rows_ids_and_discard_epoch(tmp_path: Path) -> None:
+    rec = dc.Recorder(tmp_path / "run", num_classes=2, max_pending_rows=3)
+    assert rec.pending_rows == 0 and rec.pending_ids().tolist() == []
+    rec.update([4, 2, 9], np.zeros((3, 2)), [0, 1, 0])  # spilled (sorted)
+    rec.update([7, 2], np.zeros((2, 2)), [1, 1])  # in memory
+    assert rec.pending_rows == 5
+    assert sorted(rec.pending_ids().tolist()) == [2, 2, 4, 7, 9]
+    rec.discard_epoch()
+    assert rec.pending_rows == 0 and not list((tmp_path / "run").rglob("*.npy"))
+    rec.update([1], [[0.0, 1.0]], [1])
+    assert rec.end_epoch() == 1

@@ -144,6 +144,26 @@ class Recorder:
         self._open()
         return self._epoch + 1
 
+    @property
+    def pending_rows(self) -> int:
+        """Rows given to ``update`` since the last ``end_epoch`` (in memory and spilled)."""
+        return self._n_pending()
+
+    def pending_ids(self) -> np.ndarray:
+        """Ids of the rows since the last ``end_epoch``, repeats included (O(rows) ids only).
+
+        Cheaper than ``state_dict()["ids"]``, which also reads the spilled outputs back.
+        """
+        parts = self._parts()
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.asarray(part[0]) for part in parts])
+
+    def discard_epoch(self) -> None:
+        """Forget the rows since the last ``end_epoch`` (and their spill files); keep the run."""
+        self._drop_pending()
+        self._batch = 0
+
     def _where(self) -> str:
         return f"Recorder.update (epoch {self._epoch + 1}, batch {self._batch})"
 
