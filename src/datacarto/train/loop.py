@@ -175,6 +175,8 @@ def train_and_record(make_model: Callable[[np.ndarray, int], EpochModel], labels
             point["heldout_acc"] = _accuracy(held[epoch - 1], labels)
             point["gap"] = round(point["halves_train_acc"] - point["heldout_acc"], 6)
             note += f", held-out acc {point['heldout_acc']:.3f}"
+        if heldout == "side":
+            note += " (ex: mapped + side models)"
         result.curve.append(point)
         result.train_seconds += t_main
         result.heldout_seconds += t_side

@@ -609,7 +609,8 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
     prep, m = run.prepared, run.metrics
     n = len(m)
     lines = [f"{n:,} examples, {len(prep.classes)} classes ({', '.join(prep.classes[:8])}"
-             f"{', …' if len(prep.classes) > 8 else ''}); model {prep.model}, {prep.epochs} epochs"
+             f"{', …' if len(prep.classes) > 8 else ''}); model {prep.model}, {prep.epochs} "
+             f"epoch{'s' if prep.epochs != 1 else ''}"
              f"{f', {len(run.run_dirs)} seeds' if len(run.run_dirs) > 1 else ''}."]
     lines.append("")
     lines.append("Accuracy on the given labels per epoch"
@@ -645,6 +646,8 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
     else:
         lines.append(f"  No memorisation: training accuracy never stays more than "
                      f"{MEMORISATION_GAP:.2f} ahead of held-out accuracy.")
+    if prep.epochs == 1:
+        lines.append("  With 1 epoch every variability is 0: train 2 or more epochs for a real map.")
     lines.append("")
     counts = {r: int((m["region"] == r).sum()) for r in REGIONS}
     lines.append("Regions: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in counts.items()))
