@@ -33,7 +33,8 @@ def test_cli_help_lists_contract_commands() -> None:
     from datacarto.cli import build_parser
 
     text = build_parser().format_help()
-    for command in ("metrics", "map", "flag", "select", "import", "export"):
+    for command in ("run", "metrics", "map", "report", "flag", "select", "review", "import",
+                    "export", "demo"):
         assert command in text
 
 
