@@ -70,7 +70,7 @@ def test_bad_shard_fails_before_any_task(cluster, tmp_path: Path) -> None:  # no
         dc.load(path).metrics(engine="dask", scheduler=cluster.scheduler_address)
 
 
-def test_label_mismatch_found_on_a_worker_is_raised_here(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_label_mismatch_is_raised_before_any_task(cluster, tmp_path: Path) -> None:  # noqa: ANN001
     import pyarrow as pa
 
     path = make_run(tmp_path / "run", n=60, e=3, k=3)

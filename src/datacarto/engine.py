@@ -172,18 +172,20 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
                                       "disabled).")
 
     ref_ids: np.ndarray | None = None
+    ref_labels: np.ndarray | None = None
     bounds: np.ndarray | None = None
     epoch_plans: list[_EpochPlan] = []
     correct_counts = []
     for epoch, paths in selected:
-        part_ids, part_correct = [], []
+        part_ids, part_labels, part_correct = [], [], []
         for path in paths:
             with store.ShardReader(path, n_classes=n_classes, id_type=id_type) as reader:
                 cols = reader.read_rows(0, reader.num_rows, ["id", "label", "pred"])
             part_ids.append(cols["id"])
+            part_labels.append(cols["label"])
             part_correct.append(cols["pred"] == cols["label"])
         if len(part_ids) == 1:
-            ids = part_ids[0]
+            ids, labels = part_ids[0], part_labels[0]
             correct_counts.append(int(part_correct[0].sum()))
             if not _strictly_increasing(ids):
                 order = np.argsort(ids, kind="stable")
@@ -205,10 +207,11 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
             first_copy = np.ones(len(order), dtype=bool)
             first_copy[1:] = sorted_ids[1:] != sorted_ids[:-1]
             unique = sorted_ids[first_copy]
+            labels = np.concatenate(part_labels)[order][first_copy]
             correct_counts.append(int(np.concatenate(part_correct)[order][first_copy].sum()))
             del all_ids, order, sorted_ids, first_copy
         if ref_ids is None:
-            ref_ids = unique
+            ref_ids, ref_labels = unique, labels
             bounds = np.unique(np.r_[np.arange(0, len(unique), chunk_rows), len(unique)])
         elif len(unique) != len(ref_ids) or not np.array_equal(unique, ref_ids):
             missing = np.setdiff1d(ref_ids, unique)
@@ -217,6 +220,13 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
             raise SchemaError(f"{paths[0]}: epoch {epoch} ids disagree with the first epoch "
                               f"({len(missing)} missing, {len(extra)} extra; first: "
                               f"id={fmt_id(first)}).")
+        else:
+            assert ref_labels is not None
+            changed = labels != ref_labels
+            if changed.any():
+                i = int(np.argmax(changed))
+                raise SchemaError(f"{paths[0]} row {i} (id={fmt_id(ref_ids[i])}): label {labels[i]} "
+                                  f"differs from the first epoch's {ref_labels[i]}.")
         assert bounds is not None
         cuts = None
         if len(part_ids) > 1:
@@ -335,10 +345,11 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
                           _forgetting_events, _variability)
 
     columns = list(_COLUMNS) + (["logits"] if plan.logits else ["runner_up"])
-    # the plan compared every epoch's ids already: a single sorted shard needs no id column
-    no_ids = [name for name in columns if name != "id"]
+    # the plan compared every epoch's ids and labels already: after the first epoch, a single
+    # sorted shard is read without them
+    values = [name for name in columns if name not in ("id", "label")]
     first = _read_chunk(plan, plan.epochs[0], c, columns, readers)
-    per_epoch = [first] + [_read_chunk(plan, ep, c, columns if ep.cuts is not None else no_ids,
+    per_epoch = [first] + [_read_chunk(plan, ep, c, columns if ep.cuts is not None else values,
                                        readers, row_ids=first["id"]) for ep in plan.epochs[1:]]
     for ep, cols in zip(plan.epochs[1:], per_epoch[1:]):
         _check_chunk_aligned(plan, ep, c, first, cols)
@@ -433,13 +444,13 @@ def _softmax_stats(logits: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndar
 def _check_chunk_aligned(plan: _Plan, ep: _EpochPlan, c: int, first: dict[str, np.ndarray],
                          cols: dict[str, np.ndarray]) -> None:
     a = int(plan.bounds[c])
-    if len(cols["label"]) != len(first["label"]) or (
+    if len(cols["gold_prob"]) != len(first["gold_prob"]) or (
             "id" in cols and not np.array_equal(cols["id"], first["id"])):
         # the plan compared every id already; this guards against a shard changed since
         raise SchemaError(f"{ep.paths[0]}: epoch {ep.epoch} ids disagree with the first epoch "
                           f"at rows {a}..{int(plan.bounds[c + 1]) - 1} (was the shard modified "
                           "while metrics were computed?).")
-    changed = cols["label"] != first["label"]
+    changed = cols["label"] != first["label"] if "label" in cols else np.zeros(0, dtype=bool)
     if changed.any():
         i = int(np.argmax(changed))
         raise SchemaError(f"{ep.paths[0]} row {a + i} (id={fmt_id(first['id'][i])}): label "
@@ -699,16 +710,18 @@ def _run_dask(plan: _Plan, scheduler: Any, timeout: float, task_chunks: int) -> 
     res = _Results(plan)
     groups = [list(range(i, min(i + task_chunks, plan.n_chunks)))
               for i in range(0, plan.n_chunks, task_chunks)]
+    assert plan.label_errors is not None
+    # only version 0.1's detector needs the chunks' (n, K) averages again, after the thresholds
+    keep_on_workers = plan.label_errors.method == "confident_learning" and plan.logits
     full: list[Any] = []
     try:
         full = [client.submit(_dask_task, plan, g, pure=False) for g in groups]
-        light = [client.submit(_dask_light, f, pure=False) for f in full]
-        for fut in light:  # in order: each result is placed and dropped before the next
+        fetch = [client.submit(_dask_light, f, pure=False) for f in full] if keep_on_workers else full
+        for fut in fetch:  # in order: each result is placed and released before the next
             for stats in fut.result():
                 res.place(stats)
             fut.release()
-        assert plan.label_errors is not None
-        if plan.label_errors.method == "confident_learning" and plan.logits:
+        if keep_on_workers:
             thresholds = _thresholds(res.arrays["gold_avg"], res.arrays["label"], plan.n_classes)
             flags = [client.submit(_dask_flags, f, thresholds, pure=False) for f in full]
             for fut in flags:
