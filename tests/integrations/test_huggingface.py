@@ -270,7 +270,7 @@ class LooseClassifier(TinyClassifier):
 def test_label_outside_class_range(capture: str, tmp_path: Path) -> None:
     ds, _, _, _ = _dataset()
     ds.dataset.items[0] = {**ds.dataset.items[0], "labels": 3}
-    with pytest.raises(InputError, match=r"DataMapCallback \(Hugging Face\): Recorder.update .*"
+    with pytest.raises(InputError, match=r"DataMapCallback \(Hugging Face\) \(epoch 1, batch \d+\): .*"
                                          r"\(id=100\) = 3 is outside 0..2"):
         _train(tmp_path, ds, model=LooseClassifier(), capture=capture,
                args_kw={"remove_unused_columns": False})

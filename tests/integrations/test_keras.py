@@ -170,7 +170,7 @@ def test_label_outside_class_range(tmp_path: Path) -> None:
     X, y, _ = tiny_data()
     bad = y.copy()
     bad[3] = 5
-    with pytest.raises(InputError, match=r"DataMapCallback \(Keras\): Recorder.update .*labels\[3\] "
+    with pytest.raises(InputError, match=r"DataMapCallback \(Keras\) \(epoch 1, batch 1\): labels\[3\] "
                                          r"\(id=3\) = 5 is outside 0..2"):
         _model().fit(X, y, epochs=1, verbose=0, callbacks=[DataMapCallback(tmp_path, X, bad)])
 

@@ -153,7 +153,7 @@ def _fit(tmp_path: Path, model=None, loader=None, **cb) -> None:
                   r"'logits'\. Return \{'loss': loss, 'logits': logits\}"),
     ("probs", r"DataMapCallback \(Lightning\) \(epoch 1, batch 1\): the outputs look like "
               r"probabilities"),
-    ("bad-labels", r"DataMapCallback \(Lightning\): Recorder.update .*is outside 0..2"),
+    ("bad-labels", r"DataMapCallback \(Lightning\) \(epoch 1, batch 1\): labels\[0\] .*is outside 0..2"),
 ], ids=["no-logits", "probs-as-logits", "label-range"])
 def test_bad_step_outputs(mode: str, match: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=match):

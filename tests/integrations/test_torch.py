@@ -163,14 +163,14 @@ LOGITS = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.3, -2.0]])
     (torch.tensor([1, 2]), LOGITS, None, r"LoopRecorder .*: the batch carries no labels"),
     (torch.tensor([1, 2]), None, torch.tensor([0, 1]), r"the model returned no logits"),
     (torch.tensor([1, 2, 3]), LOGITS, torch.tensor([0, 1, 1]),
-     r"LoopRecorder: Recorder.update .*ids has 3 entries, outputs has 2 rows"),
+     r"LoopRecorder \(epoch 1, batch 1\): ids has 3 entries, outputs has 2 rows"),
     (torch.tensor([1, 2]), torch.softmax(LOGITS, 1), torch.tensor([0, 1]),
      r"outputs look like probabilities .*inputs='probs'"),
     (torch.tensor([1, 2]), torch.tensor([0, 2]), torch.tensor([0, 1]),
      r"expected logits of shape \(batch, n_classes\) .*got shape \(2,\)"),
     (torch.tensor([1, 2]), LOGITS[:, :1], torch.tensor([0, 1]), r"got shape \(2, 1\)"),
     (torch.tensor([1, 2]), LOGITS, torch.tensor([0, 3]),
-     r"LoopRecorder: Recorder.update \(epoch 1, batch 1\): labels\[1\] \(id=2\) = 3 is outside 0..2"),
+     r"LoopRecorder \(epoch 1, batch 1\): labels\[1\] \(id=2\) = 3 is outside 0..2"),
 ], ids=["no-ids", "no-labels", "no-logits", "lengths", "probs-as-logits", "classes-not-logits",
         "one-column", "label-range"])
 def test_bad_batches_fail_at_the_first_batch(ids, outputs, labels, match) -> None:
@@ -242,3 +242,34 @@ def test_eval_pass_helpers_restore_training_flag() -> None:
     assert logits.shape == (2, 3) and labels.tolist() == [0, 1]
     with pytest.raises(InputError, match=r"eval pass: cannot split a batch of type Tensor"):
         default_forward(model, torch.zeros(2, 4))
+
+
+def test_later_batches_are_held_and_errors_still_name_their_batch() -> None:
+    rec = _rec()
+    rec.update(torch.tensor([0, 1]), LOGITS, torch.tensor([0, 1]))   # checked at once
+    rec.update(torch.tensor([2, 3]), LOGITS, torch.tensor([0, 1]))   # held
+    rec.update(torch.tensor([4, 5]), LOGITS, torch.tensor([0, 7]))   # held, bad label
+    with pytest.raises(InputError, match=r"LoopRecorder \(epoch 1, batch 3\): labels\[1\] "
+                                         r"\(id=5\) = 7 is outside 0..2"):
+        rec.end_epoch()
+    rec = _rec()
+    rec.update(torch.tensor([0, 1]), LOGITS, torch.tensor([0, 1]))
+    rec.update(torch.tensor([2, 3]), torch.zeros(2, 4), torch.tensor([0, 1]))
+    with pytest.raises(InputError, match=r"LoopRecorder \(epoch 1, batch 2\): outputs have 4 "
+                                         r"columns but the run has 3 classes"):
+        rec.state_dict()
+
+
+def test_held_batches_reach_the_run_in_groups() -> None:
+    rec = _rec()
+    rec._rec.flush_every = 4
+    for b in range(10):
+        rec.update(torch.tensor([2 * b, 2 * b + 1]), LOGITS, torch.tensor([0, 1]))
+    assert len(rec._rec._held) == 1  # batch 1 alone, then 2-5 and 6-9 flushed, 10 held
+    assert len(rec.state_dict()["ids"]) == 20 and not rec._rec._held
+    rec.end_epoch()
+    assert rec.to_dynamics().ids.tolist() == list(range(20))
+    rec.update(torch.tensor([0, 1]), LOGITS, torch.tensor([0, 1]))
+    rec.update(torch.tensor([2, 3]), LOGITS, torch.tensor([0, 1]))
+    rec._rec.discard()
+    assert not rec._rec._held and len(rec.state_dict()["ids"]) == 0

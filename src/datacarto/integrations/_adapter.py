@@ -16,6 +16,7 @@ Arrays: ids (n,), outputs (n, K), labels (n,). No framework is imported here.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -93,6 +94,29 @@ def encode_labels(y: Any, classes: Any, *, where: str) -> np.ndarray:
     return pos_c.astype(np.int64)
 
 
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _cat(parts: list[Any]) -> Any:
+    """Concatenate per-batch ids or labels: tensors with torch.cat, the rest as numpy."""
+    if all(_is_torch(p) for p in parts):
+        import torch
+
+        return torch.cat([p.reshape(-1) for p in parts])
+    if all(isinstance(p, list) for p in parts):
+        return [v for p in parts for v in p]
+    return np.concatenate([np.asarray(to_numpy(p)).reshape(-1) for p in parts])
+
+
+_RECORDER_WHERE = re.compile(r"^Recorder\.update \(epoch \d+, batch \d+\): ")
+
+
+def _reword(err: Exception) -> str:
+    """The Recorder's message without its own "Recorder.update (epoch, batch)" prefix."""
+    return _RECORDER_WHERE.sub("", str(err))
+
+
 def drop_pending(rec: Recorder) -> None:
     """Forget a recorder's rows since its last committed epoch (a partial epoch)."""
     # The Recorder has no public "discard this epoch" (reset() would also forget an in-memory
@@ -162,7 +186,7 @@ class AdapterRecorder:
                  num_classes: int | None = None, seed: int | None = None,
                  meta: dict[str, Any] | None = None, on_duplicate: str | None = None,
                  dist: Callable[[], Dist] | None = None, expected_n: int | None = None,
-                 ids_hint: str = "", incomplete_hint: str = "") -> None:
+                 ids_hint: str = "", incomplete_hint: str = "", flush_every: int = 32) -> None:
         check_option(capture, CAPTURE_MODES, name="capture", where=adapter)
         check_option(inputs, INPUT_KINDS, name="inputs", where=adapter)
         self.adapter = adapter
@@ -181,6 +205,8 @@ class AdapterRecorder:
         self._dist: Dist | None = None
         self._rec: Recorder | None = None
         self._batches = 0  # batches added since the last commit
+        self.flush_every = flush_every
+        self._held: list[tuple[int, Any, Any, Any]] = []  # (batch, ids, outputs, labels)
 
     # ----------------------------------------------------------------- set-up
     @property
@@ -212,37 +238,85 @@ class AdapterRecorder:
         mine = self.recorder.epoch if self.is_writer else 0
         return int(self.dist.broadcast(mine)) if self.dist.world_size > 1 else mine
 
-    def _where(self) -> str:
+    def _where(self, batch: int | None = None) -> str:
         epoch = self.recorder.epoch if self.is_writer else "?"
-        return f"{self.adapter} (epoch {epoch}, batch {self._batches})"
+        return f"{self.adapter} (epoch {epoch}, batch {self._batches if batch is None else batch})"
 
     # ------------------------------------------------------------------- rows
     def add(self, ids: Any, outputs: Any, labels: Any) -> None:
-        """Validate one batch and buffer it; errors name the adapter, the epoch and the batch."""
+        """Take one batch; errors name the adapter, the epoch and the batch.
+
+        The first batch of every epoch is checked at once. Later batches of framework tensors
+        are held (detached) and handed to the Recorder ``flush_every`` at a time: one
+        device-to-host copy and one round of checks per group instead of per step. A group
+        that fails is re-checked batch by batch, so the error still names its batch.
+        """
         self._batches += 1
-        where = self._where()
         if ids is None:
-            raise InputError(f"{where}: the batch carries no example ids. {self.ids_hint}".rstrip())
+            raise InputError(f"{self._where()}: the batch carries no example ids. "
+                             f"{self.ids_hint}".rstrip())
         if labels is None:
-            raise InputError(f"{where}: the batch carries no labels. Make the labels part of each "
-                             "batch (or of the step's outputs) so that every row has its gold class.")
+            raise InputError(f"{self._where()}: the batch carries no labels. Make the labels part "
+                             "of each batch (or of the step's outputs) so that every row has its "
+                             "gold class.")
         if outputs is None:
-            raise InputError(f"{where}: the model returned no logits. Return the logits of the "
-                             "training forward pass (see docs/integrations.md).")
+            raise InputError(f"{self._where()}: the model returned no logits. Return the logits "
+                             "of the training forward pass (see docs/integrations.md).")
+        shape = tuple(getattr(outputs, "shape", ()))
+        if self._batches > 1 and self.flush_every > 1 and len(shape) == 2 and shape[1] >= 2 \
+                and _is_torch(outputs):
+            self._held.append((self._batches, ids, outputs.detach().clone(), labels))
+            if len(self._held) >= self.flush_every:
+                self.flush()
+            return
+        self.flush()
+        self._check_and_update(self._batches, ids, outputs, labels)
+
+    def _check_and_update(self, batch: int, ids: Any, outputs: Any, labels: Any) -> None:
         out = to_numpy(outputs)
         if out.ndim != 2 or out.shape[1] < 2:
-            raise InputError(f"{where}: expected logits of shape (batch, n_classes) with "
-                             f"n_classes >= 2; got shape {out.shape}. Pass the model's per-class "
-                             "scores, not predicted classes or a loss (a binary model with one "
-                             "output z: pass [-z/2, z/2]).")
-        if self.inputs == "logits" and self._batches == 1 and looks_like_probs(out):
-            raise InputError(f"{where}: the outputs look like probabilities (each row is in [0, 1] "
-                             "and sums to 1), not logits. Pass the logits (drop the final softmax), "
-                             "or declare probabilities with inputs='probs'.")
+            raise InputError(f"{self._where(batch)}: expected logits of shape (batch, n_classes) "
+                             f"with n_classes >= 2; got shape {out.shape}. Pass the model's "
+                             "per-class scores, not predicted classes or a loss (a binary model "
+                             "with one output z: pass [-z/2, z/2]).")
+        if self.inputs == "logits" and batch == 1 and looks_like_probs(out):
+            raise InputError(f"{self._where(batch)}: the outputs look like probabilities (each "
+                             "row is in [0, 1] and sums to 1), not logits. Pass the logits (drop "
+                             "the final softmax), or declare probabilities with inputs='probs'.")
         try:
             self.recorder.update(ids, out, labels)
         except InputError as err:
-            raise InputError(f"{self.adapter}: {err}") from err
+            raise InputError(f"{self._where(batch)}: {_reword(err)}") from err
+
+    def flush(self) -> None:
+        """Hand the held batches to the Recorder (one concatenated update)."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        try:
+            import torch  # only ever reached with torch tensors held
+
+            outs = torch.cat([h[2] for h in held])
+            ids = _cat([h[1] for h in held])
+            labels = _cat([h[3] for h in held])
+        except (RuntimeError, TypeError, ValueError):
+            ids = None
+        if ids is not None:
+            try:
+                self.recorder.update(ids, to_numpy(outs), labels)
+                return
+            except InputError:
+                pass  # find the batch below; nothing was added
+        scratch = Recorder(None, num_classes=self.recorder.num_classes,
+                           inputs=self.inputs)  # type: ignore[arg-type]
+        for batch, b_ids, b_out, b_labels in held:
+            out = to_numpy(b_out)
+            try:
+                scratch.update(b_ids, out, b_labels)
+            except InputError as err:
+                raise InputError(f"{self._where(batch)}: {_reword(err)}") from err
+        for batch, b_ids, b_out, b_labels in held:  # pragma: no cover - each batch passed alone
+            self._check_and_update(batch, b_ids, b_out, b_labels)
 
     # ----------------------------------------------------------------- epochs
     def commit(self) -> int:
@@ -250,6 +324,7 @@ class AdapterRecorder:
 
         A collective under data parallelism: every rank must call it.
         """
+        self.flush()
         d = self.dist
         rec = self.recorder
         self._batches = 0
@@ -266,7 +341,9 @@ class AdapterRecorder:
             except DatacartoError as err:
                 drop_pending(rec)
                 if d.world_size == 1:
-                    raise
+                    if str(err).startswith(self.adapter):
+                        raise
+                    raise type(err)(f"{self.adapter}: {err}") from err
                 outcome = ("error", (type(err).__name__, str(err)))
                 d.broadcast(outcome)
                 raise
@@ -300,7 +377,8 @@ class AdapterRecorder:
     def discard(self, reason: str | None = None) -> None:
         """Drop this rank's rows of a partial epoch (training stopped mid-epoch), warning why."""
         rec = self.recorder
-        n = n_pending(rec)
+        n = n_pending(rec) + sum(len(h[2]) for h in self._held)
+        self._held = []
         drop_pending(rec)
         self._batches = 0
         if reason and n and self.is_writer:
@@ -312,6 +390,7 @@ class AdapterRecorder:
 
         A collective under data parallelism. Plain numpy arrays and ints: no pickle needed.
         """
+        self.flush()
         d = self.dist
         own = self.recorder.state_dict()
         states = d.gather(None if d.rank == 0 else own) if d.world_size > 1 else [own]
@@ -355,6 +434,7 @@ class AdapterRecorder:
         return self.epoch - 1
 
     def close(self) -> None:
+        self._held = []
         if self._rec is not None:
             self._rec.close()
 
