@@ -325,9 +325,12 @@ class _Readers:
 def _read_chunk(plan: _Plan, ep: _EpochPlan, c: int, columns: list[str], readers: _Readers,
                 row_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
     a, b = int(plan.bounds[c]), int(plan.bounds[c + 1])
+    # chunks already run in parallel: decoding their columns in parallel too oversubscribes
     if ep.cuts is None:
-        return readers.get(ep.paths[0]).read_rows(a, b, columns, row_ids=row_ids)
-    pieces = [readers.get(path).read_rows(int(ep.cuts[p, c]), int(ep.cuts[p, c + 1]), columns)
+        return readers.get(ep.paths[0]).read_rows(a, b, columns, row_ids=row_ids,
+                                                  use_threads=False)
+    pieces = [readers.get(path).read_rows(int(ep.cuts[p, c]), int(ep.cuts[p, c + 1]), columns,
+                                          use_threads=False)
               for p, path in enumerate(ep.paths)]
     cols = {k: np.concatenate([piece[k] for piece in pieces]) for k in columns}
     order = np.argsort(cols["id"], kind="stable")  # stable: the first part's copy of a repeat wins

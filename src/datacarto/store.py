@@ -264,11 +264,12 @@ class ShardReader:
         self.close()
 
     def read_rows(self, start: int, stop: int, columns: list[str] | None = None, *,
-                  row_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                  row_ids: np.ndarray | None = None, use_threads: bool = True) -> dict[str, np.ndarray]:
         """Rows ``start:stop`` of the file as numpy arrays (``columns``: default all).
 
         ``row_ids`` (the ids of those rows, known from elsewhere) name the example in error
-        messages when the id column is not read.
+        messages when the id column is not read. ``use_threads=False`` decodes the columns one
+        after the other (for callers that already read several ranges in parallel).
         """
         wanted = list(columns) if columns is not None else list(self.names)
         if "logits" in wanted and "logits" not in self.names:
@@ -283,9 +284,9 @@ class ShardReader:
             elif self._cache is not None and self._cache[0] == key:
                 table = self._cache[1]
             elif len(groups) == len(self._starts) - 1:
-                table = self._file.read(columns=wanted)
+                table = self._file.read(columns=wanted, use_threads=use_threads)
             else:
-                table = self._file.read_row_groups(groups, columns=wanted)
+                table = self._file.read_row_groups(groups, columns=wanted, use_threads=use_threads)
             # keep the decoded groups when the next range is likely to start inside them
             ends_inside = bool(groups) and stop < int(self._starts[groups[-1] + 1])
             self._cache = (key, table) if ends_inside else None
