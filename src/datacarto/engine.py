@@ -1,15 +1,17 @@
 """Every metric of a run, computed from its shards in bounded memory, locally or on Dask.
 
 ``compute_run_metrics(run, ...)`` returns the same DataFrame as
-``compute_metrics(run.dynamics(), ...)`` (equal floats, identical ints, bools and strings) without
-ever holding the (N, E, K) logits or the (N, E) per-epoch arrays of the whole run.
+``compute_metrics(run.dynamics(), ...)`` (identical ints, bools, strings and floats, except the
+entropy, equal to ~1e-15) without ever holding the (N, E, K) logits or the (N, E) per-epoch
+arrays of the whole run.
 
 How: every shard is sorted by id and every epoch holds the same ids, so rows ``a:b`` of one
 epoch are the same examples as rows ``a:b`` of every other epoch. The engine reads one such row
 range (a *chunk*, :data:`CHUNK_ROWS` = one Parquet row group) of every epoch in lockstep, so it
 has the complete (n, E[, K]) history of those n examples, and computes their per-example metrics
 with the very functions :func:`~datacarto.metrics.compute_metrics` uses (row-wise reductions
-give bit-identical results on any row range). What needs all examples at once — the map's
+give bit-identical results on any row range); one softmax pass serves both the entropy and the
+detector's averaged probabilities. What needs all examples at once — the map's
 regions (a quantile of variability) and the label-error thresholds (per-class means) — is then
 computed from the (N,) results, as in the in-memory path.
 
@@ -171,19 +173,45 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
                     raise SchemaError(f"{path}: this run stored no full logits (K too large or "
                                       "disabled).")
 
+    def keys(paths: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        ids_, labels_, correct_ = [], [], []
+        for path in paths:
+            with store.ShardReader(path, n_classes=n_classes, id_type=id_type) as reader:
+                cols = reader.read_rows(0, reader.num_rows, ["id", "label", "pred"])
+            ids_.append(cols["id"])
+            labels_.append(cols["label"])
+            correct_.append(cols["pred"] == cols["label"])
+        return ids_, labels_, correct_
+
+    pool = ThreadPoolExecutor(1)  # reads the next epoch's keys while this one is checked
+    try:
+        plans = _plan_epochs(selected, keys, pool, chunk_rows)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    ref_ids, bounds, epoch_plans, correct_counts = plans
+    assert ref_ids is not None and bounds is not None
+    plan = _Plan(n=len(ref_ids), bounds=bounds, epochs=tuple(epoch_plans),
+                 epoch_numbers=np.array([p.epoch for p in epoch_plans], dtype=np.int64),
+                 n_classes=n_classes, id_type=id_type, logits=want_logits, include_ci=include_ci,
+                 correct_counts=np.array(correct_counts, dtype=np.int64),
+                 classes=tuple(run.classes), meta=dict(meta))
+    return plan, ref_ids
+
+
+def _plan_epochs(selected: list[tuple[int, list[Path]]], keys: Callable[[list[Path]], Any],
+                 pool: ThreadPoolExecutor, chunk_rows: int
+                 ) -> tuple[np.ndarray, np.ndarray, list[_EpochPlan], list[int]]:
+    """Check every selected epoch's ids and labels against the first; cut the chunks."""
     ref_ids: np.ndarray | None = None
     ref_labels: np.ndarray | None = None
     bounds: np.ndarray | None = None
     epoch_plans: list[_EpochPlan] = []
-    correct_counts = []
-    for epoch, paths in selected:
-        part_ids, part_labels, part_correct = [], [], []
-        for path in paths:
-            with store.ShardReader(path, n_classes=n_classes, id_type=id_type) as reader:
-                cols = reader.read_rows(0, reader.num_rows, ["id", "label", "pred"])
-            part_ids.append(cols["id"])
-            part_labels.append(cols["label"])
-            part_correct.append(cols["pred"] == cols["label"])
+    correct_counts: list[int] = []
+    ahead = pool.submit(keys, selected[0][1])
+    for i, (epoch, paths) in enumerate(selected):
+        part_ids, part_labels, part_correct = ahead.result()
+        if i + 1 < len(selected):
+            ahead = pool.submit(keys, selected[i + 1][1])
         if len(part_ids) == 1:
             ids, labels = part_ids[0], part_labels[0]
             correct_counts.append(int(part_correct[0].sum()))
@@ -236,12 +264,7 @@ def _plan(run: Run, *, epochs: str | tuple[int | None, int | None] | None, inclu
             cuts[:, 0] = 0
         epoch_plans.append(_EpochPlan(epoch, tuple(str(p) for p in paths), cuts))
     assert ref_ids is not None and bounds is not None
-    plan = _Plan(n=len(ref_ids), bounds=bounds, epochs=tuple(epoch_plans),
-                 epoch_numbers=np.array([p.epoch for p in epoch_plans], dtype=np.int64),
-                 n_classes=n_classes, id_type=id_type, logits=want_logits, include_ci=include_ci,
-                 correct_counts=np.array(correct_counts, dtype=np.int64),
-                 classes=tuple(run.classes), meta=dict(meta))
-    return plan, ref_ids
+    return ref_ids, bounds, epoch_plans, correct_counts
 
 
 # ---------------------------------------------------------------------------------- label errors
