@@ -44,6 +44,7 @@ require("transformers", extra="hf", feature="DataMapCallback for Hugging Face")
 require("torch", extra="hf", feature="DataMapCallback for Hugging Face")
 
 import torch  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import ExportableState  # noqa: E402
 
@@ -285,24 +286,29 @@ class DataMapCallback(TrainerCallback, ExportableState):
         assert rec is not None and self._dataset is not None
         d = rec.dist
         ds = self._dataset
-        bs = self.eval_batch_size or args.per_device_eval_batch_size
-        device = next((p.device for p in module.parameters()), torch.device("cpu"))
         collate = self._collate or _default_collate()
+        id_column = self.id_column
+
+        def collate_with_ids(items: list[Mapping[str, Any]]) -> tuple[list[Any], Any]:
+            # the id never reaches the Trainer's collator (it may not take strings)
+            ids = [it[id_column] for it in items]
+            return ids, collate([{k: v for k, v in it.items() if k != id_column} for it in items])
+
+        shard = Subset(ds, range(d.rank, len(ds), d.world_size)) if d.world_size > 1 else ds
+        loader = DataLoader(shard, batch_size=self.eval_batch_size or args.per_device_eval_batch_size,
+                            shuffle=False, collate_fn=collate_with_ids,
+                            num_workers=getattr(args, "dataloader_num_workers", 0) or 0)
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad():
-                idx = list(range(d.rank, len(ds), d.world_size))
-                for start in range(0, len(idx), bs):
-                    items = [ds[i] for i in idx[start:start + bs]]
-                    ids = [it[self.id_column] for it in items]
-                    batch = dict(collate([{k: v for k, v in it.items() if k != self.id_column}
-                                          for it in items]))
+                for ids, batch in loader:
+                    batch = dict(batch)
                     labels = batch.pop(self.label_column, None)
                     batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v
                              for k, v in batch.items()}
-                    out = module(**batch)
-                    logits = logits_of(out, self.logits_key)
+                    logits = logits_of(module(**batch), self.logits_key)
                     rec.add(ids, None if logits is None else logits.detach(), labels)
         finally:
             module.train(was_training)
