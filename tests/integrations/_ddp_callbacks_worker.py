@@ -157,3 +157,7 @@ def huggingface(out: str) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     {"lightning": lightning, "hf": huggingface}[sys.argv[1]](sys.argv[2])
+    if torch.distributed.is_initialized():
+        # an undestroyed gloo group can abort the interpreter at exit ("terminate called ...")
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
