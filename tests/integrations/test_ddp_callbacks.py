@@ -26,6 +26,7 @@ import datacarto  # noqa: E402
 from datacarto.integrations._conformance import (Capture, check_matches_reference,  # noqa: E402
                                                  check_once_per_epoch)
 
+pytestmark = pytest.mark.slow  # subprocesses: deselect with -m 'not slow'
 WORKER = Path(__file__).with_name("_ddp_callbacks_worker.py")
 N, EPOCHS = 11, 2
 IDS = np.arange(100, 100 + N)

@@ -16,6 +16,7 @@ import pytest
 
 import datacarto
 
+pytestmark = pytest.mark.slow  # subprocesses: deselect with -m 'not slow'
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NEEDS = {
     "torch_loop.py": ("torch",),

@@ -25,6 +25,7 @@ from datacarto.integrations._conformance import (Capture, check_matches_referenc
                                                  check_once_per_epoch, check_same_run)
 from datacarto.integrations.torch import LoopRecorder  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses: deselect with -m 'not slow'
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 N, EPOCHS = 11, 3
 
