@@ -38,7 +38,7 @@ def test_quick_run_writes_results(detection, tmp_path: Path) -> None:  # type: i
     text = out.read_text(encoding="utf-8")
     for section in ("## Setup", "## Summary", "## Goal check", "## Average precision per setting",
                     "## Flags and suggested labels", "## Likely mislabeled vs ambiguous vs hard",
-                    "## Memorisation"):
+                    "## Memorisation", "## Stability across 3 training seeds"):
         assert section in text
     assert "| digits | uniform |" in text
     data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
@@ -51,6 +51,7 @@ def test_quick_run_writes_results(detection, tmp_path: Path) -> None:  # type: i
         assert 0.0 <= row[f"{flagger}.flag_f1"] <= 1.0
         assert 0.0 <= row[f"{flagger}.suggestion"] <= 1.0
     assert row["compute.datacarto"] / row["compute.cleanlab"] == pytest.approx(0.25, abs=0.01)
+    assert -1.0 <= row["stability.rank_corr"] <= 1.0
     assert set(data["goal"]) >= {"share_best", "never_below_cleanlab", "share_f1_ge_cleanlab",
                                  "compute_ratio"}
 

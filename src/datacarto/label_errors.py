@@ -11,7 +11,7 @@ Default method, ``"noise_posterior"``, from ONE training run:
    once it does, in-sample probabilities stop separating wrong labels from right ones. With a
    held-out accuracy per epoch (``heldout_accuracy=``, or the ``curve`` a ``datacarto run``
    stores in the run's metadata) the window is epochs ``1..m``, ``m`` the epoch of best
-   held-out accuracy (3-epoch running mean; early stopping). Without one, memorisation is
+   held-out accuracy (running mean over ``max(3, E // 6)`` epochs; early stopping). Without one, memorisation is
    read from the training accuracy on the given labels: once the clean patterns are learned
    the rate ``-d log(1 - acc_e) / de`` falls; if it rises again (the model fits the remaining
    disagreements faster and faster) or the model fits (almost) every label, the window ends
@@ -179,7 +179,8 @@ def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
         if held.shape != acc.shape:
             raise InputError(f"detect_label_errors: heldout_accuracy has {held.shape[0]} values "
                              f"but the run has {n_ep} recorded epochs; give one per epoch.")
-        smooth = _running_mean(held)
+        # smoothing over ~1/6 of the run keeps a noisy late spike from ending the window late
+        smooth = _running_mean(held, max(3, n_ep // 6) | 1)
         # the last epoch of best held-out accuracy: later ones are better when nothing degrades
         best = int(np.flatnonzero(smooth >= smooth.max() - 1e-12)[-1])
         gap = acc - held
