@@ -119,15 +119,12 @@ def _reword(err: Exception) -> str:
 
 def drop_pending(rec: Recorder) -> None:
     """Forget a recorder's rows since its last committed epoch (a partial epoch)."""
-    # The Recorder has no public "discard this epoch" (reset() would also forget an in-memory
-    # run's committed epochs); _drop_pending clears memory and spill files, _batch the counter.
-    rec._drop_pending()
-    rec._batch = 0
+    rec.discard_epoch()
 
 
 def n_pending(rec: Recorder) -> int:
     """Rows a recorder holds for its unfinished epoch (in memory and spilled)."""
-    return rec._n_pending()
+    return rec.pending_rows
 
 
 def committed_epochs(path: str | Path | None) -> int:
@@ -366,7 +363,7 @@ class AdapterRecorder:
     def _check_complete(self) -> None:
         if self.expected_n is None:
             return
-        ids = self.recorder.state_dict()["ids"]
+        ids = self.recorder.pending_ids()
         seen = len(np.unique(ids)) if len(ids) else 0
         if seen != self.expected_n:
             raise InputError(
