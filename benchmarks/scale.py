@@ -144,7 +144,7 @@ def child(argv: list[str]) -> dict[str, Any]:
 
         t0 = time.perf_counter()
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=40) as cluster, \
+                          dashboard_address=":0", silence_logs=40) as cluster, \
                 Client(cluster) as client:
             # a running cluster has its libraries imported already: warm the workers up
             client.run(lambda: __import__("datacarto.engine") and __import__("pandas"))

@@ -21,7 +21,7 @@ from test_engine import make_run  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster():  # noqa: ANN201
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=50) as local:
+                                  dashboard_address=":0", silence_logs=50) as local:
         yield local
 
 
@@ -54,6 +54,20 @@ def test_dask_accepts_a_client(cluster, runs: dict[str, Path]) -> None:  # noqa:
     pd.testing.assert_frame_equal(got, dc.load(runs["logits"]).metrics(), check_exact=True)
 
 
+def test_no_scheduler_uses_the_default_client_or_a_temporary_cluster(cluster, runs: dict[str, Path]) -> None:  # noqa: ANN001,E501
+    want = dc.load(runs["no-logits"]).metrics()
+    with distributed.Client(cluster.scheduler_address) as client:  # the default client
+        before = client.run(lambda: 1)
+        got = dc.load(runs["no-logits"]).metrics(engine="dask")
+        assert client.status == "running" and client.run(lambda: 1) == before
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    # no client at all: a LocalCluster is started for the call and closed after it
+    got = dc.load(runs["no-logits"]).metrics(engine="dask")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    with pytest.raises(ValueError, match="No global client found"):
+        distributed.get_client()
+
+
 def test_unreachable_scheduler_is_a_clear_fast_error(runs: dict[str, Path]) -> None:
     start = time.monotonic()
     with pytest.raises(InputError, match=r"dask scheduler tcp://127\.0\.0\.1:9: cannot be reached "
@@ -61,6 +75,14 @@ def test_unreachable_scheduler_is_a_clear_fast_error(runs: dict[str, Path]) -> N
         dc.load(runs["logits"]).metrics(engine="dask", scheduler="tcp://127.0.0.1:9",
                                         connect_timeout=2.0)
     assert time.monotonic() - start < 15
+
+
+def test_scheduler_without_workers_is_a_clear_error(runs: dict[str, Path]) -> None:
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0", silence_logs=50) as empty:
+        with pytest.raises(InputError, match=r"dask scheduler tcp://.*: no worker connected within "
+                                             r"1 s .*Start workers with `dask worker tcp://"):
+            dc.load(runs["logits"]).metrics(engine="dask", scheduler=empty.scheduler_address,
+                                            connect_timeout=1.0)
 
 
 def test_bad_shard_fails_before_any_task(cluster, tmp_path: Path) -> None:  # noqa: ANN001

@@ -712,7 +712,7 @@ def _connect(scheduler: Any, timeout: float) -> tuple[Any, Callable[[], None]]:
         except ValueError:
             pass  # no client in this process: start a local cluster for this call
         cluster = distributed.LocalCluster(processes=True, threads_per_worker=1,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         client = distributed.Client(cluster)
 
         def close() -> None:
@@ -728,6 +728,14 @@ def _connect(scheduler: Any, timeout: float) -> tuple[Any, Callable[[], None]]:
             f"{err}). Check the address (tcp://HOST:8786), that `dask scheduler` runs there and "
             "that this machine can reach it, or leave the scheduler out to use a local "
             "cluster.") from None
+    try:
+        # a scheduler without workers would take the tasks and never run them
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError) as err:
+        client.close()
+        raise InputError(
+            f"dask scheduler {address}: no worker connected within {timeout:g} s "
+            f"({type(err).__name__}). Start workers with `dask worker {address}`.") from None
     return client, client.close
 
 
