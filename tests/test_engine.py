@@ -114,6 +114,30 @@ def test_string_ids_and_runs_without_logits(tmp_path: Path, str_ids: bool, max_l
     assert got["entropy"].isna().all() == (max_logit_classes < 5)
 
 
+def test_memorisation_window_from_training_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detector's automatic window (a knee in training accuracy) is found from the shards."""
+    rng = np.random.default_rng(0)
+    n, e, k = 400, 12, 3
+    labels = rng.integers(0, k, n)
+    flip = rng.random(n) < 0.2
+    true = np.where(flip, (labels + 1) % k, labels)
+    logits = rng.normal(size=(n, e, k)).astype(np.float32)
+    t = np.arange(e)
+    logits[np.arange(n), :, true] += 3.0 * np.minimum(t, 4)  # the clean pattern, learned early
+    logits[np.flatnonzero(flip), :, labels[flip]] += 4.0 * np.clip(t - 6, 0, None)  # memorised late
+    path = tmp_path / "run"
+    with dc.Recorder(path, num_classes=k) as rec:
+        for epoch in range(e):
+            rec.update(np.arange(n), logits[:, epoch], labels)
+            rec.end_epoch()
+    _split_into_ranks(path, 5)
+    run = dc.load(path)
+    plan, _ = engine._plan(run, epochs=None, include_ci=False, chunk_rows=64)
+    assert engine._label_error_spec(plan, None).keep.tolist() == [True] * 4 + [False] * 8
+    _forbid_in_memory(monkeypatch)
+    assert_same(run.metrics(chunk_rows=64), reference(path))
+
+
 def test_one_epoch_warns_like_compute_metrics(tmp_path: Path) -> None:
     path = make_run(tmp_path / "run", n=50, e=1)
     with pytest.warns(UserWarning, match="only 1 epoch recorded"):
