@@ -414,3 +414,18 @@ def test_import_warning_goes_to_stderr_as_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, "import", "allenai", td, "--out", tmp_path / "run")
     assert code == 0
     assert err.startswith("datacarto: warning: import_allenai: 1 rows have logits")
+
+
+def test_metrics_engine_dask_equals_local(tmp_path) -> None:  # noqa: ANN001
+    """`--engine dask` computes the same table as the local engine (a temporary LocalCluster)."""
+    pytest.importorskip("distributed")
+    rng = np.random.default_rng(0)
+    with Recorder(tmp_path / "run", num_classes=3) as rec:
+        for _ in range(3):
+            rec.update(np.arange(40), rng.normal(size=(40, 3)), np.arange(40) % 3)
+            rec.end_epoch()
+    assert main(["metrics", str(tmp_path / "run"), "-o", str(tmp_path / "local.parquet")]) == 0
+    assert main(["metrics", str(tmp_path / "run"), "--engine", "dask",
+                 "-o", str(tmp_path / "dask.parquet")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local.parquet"),
+                                  pd.read_parquet(tmp_path / "dask.parquet"))

@@ -20,13 +20,20 @@ def add_metric_options(parser: argparse.ArgumentParser) -> None:
                         help="Active-Bias variability sqrt(v + v^2/(E-1)) (allenai's --include_ci)")
     parser.add_argument("--regions", choices=("corners", "quantile", "threshold"), default="corners",
                         help="how regions are assigned (see datacarto.regions); default: corners")
+    parser.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="compute metrics here (threads, bounded memory) or on a dask.distributed "
+                             "cluster reading the same shards")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --engine dask: scheduler address, e.g. tcp://10.0.0.5:8786 "
+                             "(default: a temporary local cluster)")
 
 
 def run_metrics(args: argparse.Namespace) -> tuple[Run, pd.DataFrame]:
     """Load ``args.run`` and compute its metrics with the common options."""
     run = load(args.run)
     metrics = run.metrics(epochs=args.epochs, include_ci=args.include_ci,
-                          regions={"method": args.regions})
+                          regions={"method": args.regions}, engine=args.engine,
+                          scheduler=args.scheduler)
     return run, metrics
 
 

@@ -64,8 +64,8 @@ def execute(args: argparse.Namespace) -> int:
     data_format(out)  # an unsupported extension fails before any work
     regions = {"method": args.regions}
     runs = [load(path) for path in args.runs]  # check every path before computing
-    frames = [r.metrics(epochs=args.epochs, include_ci=args.include_ci, regions=regions)
-              for r in runs]
+    frames = [r.metrics(epochs=args.epochs, include_ci=args.include_ci, regions=regions,
+                        engine=args.engine, scheduler=args.scheduler) for r in runs]
     try:
         frame = frames[0] if len(frames) == 1 else aggregate_runs(frames, regions=regions)
     except InputError as err:  # "run 2 has different ids": say which paths runs 1 and 2 are
