@@ -10,8 +10,11 @@ Default method, ``"noise_posterior"``, from ONE training run:
    the clean examples and later memorises the wrong labels one by one (Arpit et al. 2017);
    once it does, in-sample probabilities stop separating wrong labels from right ones. With a
    held-out accuracy per epoch (``heldout_accuracy=``, or the ``curve`` a ``datacarto run``
-   stores in the run's metadata) the window is epochs ``1..m``, ``m`` the epoch of best
-   held-out accuracy (running mean over ``max(3, E // 6)`` epochs; early stopping). Without one, memorisation is
+   stores in the run's metadata) the window is epochs ``1..m``: early stopping applied to the
+   scores. Held-out and training accuracies are smoothed (running mean over
+   ``max(3, E // 6)`` epochs); ``m`` is the latest epoch whose held-out accuracy is within
+   0.01 of the best and whose train-minus-held-out gap has grown by at most 0.03 since the
+   first such epoch. Without one, memorisation is
    read from the training accuracy on the given labels: once the clean patterns are learned
    the rate ``-d log(1 - acc_e) / de`` falls; if it rises again (the model fits the remaining
    disagreements faster and faster) or the model fits (almost) every label, the window ends
@@ -71,6 +74,11 @@ ASSESSMENTS = ("likely mislabeled", "ambiguous", "hard", "easy")
 #: Train-minus-held-out accuracy growth (after the best held-out epoch) that counts as
 #: memorisation; the same margin as ``datacarto run`` (train.loop.MEMORISATION_GAP).
 MEMORISATION_GAP = 0.05
+#: Held-out accuracies within this of the best count as equally good (about the standard
+#: error of accuracy on 1,000-2,000 held-out examples).
+HELDOUT_TOLERANCE = 0.01
+#: ... unless the train-minus-held-out gap has grown by more than this since the first of them.
+GAP_GROWTH = 0.03
 #: Training accuracy on the given labels from which a run has fitted (almost) every label.
 FITS_EVERYTHING = 0.99
 #: Pseudo-count added to every off-diagonal cell of the noise matrix (a Laplace prior): it
@@ -180,9 +188,15 @@ def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
             raise InputError(f"detect_label_errors: heldout_accuracy has {held.shape[0]} values "
                              f"but the run has {n_ep} recorded epochs; give one per epoch.")
         # smoothing over ~1/6 of the run keeps a noisy late spike from ending the window late
-        smooth = _running_mean(held, max(3, n_ep // 6) | 1)
-        # the last epoch of best held-out accuracy: later ones are better when nothing degrades
-        best = int(np.flatnonzero(smooth >= smooth.max() - 1e-12)[-1])
+        width = max(3, n_ep // 6) | 1
+        smooth = _running_mean(held, width)
+        gap = _running_mean(acc, width) - smooth
+        # epochs as good as the best within the noise of a held-out estimate: prefer the
+        # latest (more learned) one unless the model has started to run ahead of held-out
+        # accuracy there (a flat held-out curve does not prove the absence of memorisation)
+        top = np.flatnonzero(smooth >= smooth.max() - HELDOUT_TOLERANCE)
+        calm = top[gap[top] <= gap[top[0]] + GAP_GROWTH]
+        best = int(calm[-1])
         gap = acc - held
         memorised = best < n_ep - 1 and gap[-1] - gap[best] > MEMORISATION_GAP
         if memorised:
