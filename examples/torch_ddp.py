@@ -43,11 +43,13 @@ def train(rank: int, run_dir: str, world: int) -> None:
             rec.update(ids, logits, t)
         rec.end_epoch()                                      # gathers to rank 0, which writes
     rec.close()
+    dist.barrier()  # no rank tears the group down while a peer still talks to it
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     run_dir = sys.argv[1] if len(sys.argv) > 1 else str(Path(tempfile.mkdtemp()) / "run")
+    Path(run_dir).parent.mkdir(parents=True, exist_ok=True)  # holds the rendezvous file
     mp.spawn(train, args=(run_dir, 2), nprocs=2, join=True)
     run = datacarto.load(run_dir)
     print(f"recorded {run.dynamics().n_examples} examples x {len(run.epochs)} epochs from 2 ranks "

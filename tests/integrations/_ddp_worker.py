@@ -75,6 +75,7 @@ def worker(rank: int, out: str) -> None:
     (Path(out) / f"rank-{rank}.json").write_text(json.dumps(info))
     rec_pass.close()
     rec_eval.close()
+    dist.barrier()  # no rank tears the group down while a peer still talks to it
     dist.destroy_process_group()
 
 
