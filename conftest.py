@@ -1,8 +1,8 @@
-"""pytest (``--doctest-modules``): collect an adapter's doctests only where its framework imports.
+"""pytest (``--doctest-modules``): collect an integration's doctests only where its framework imports.
 
 Importing an adapter is asking for its framework, so without it the import fails by design;
 skipping those modules keeps ``pytest`` green on a machine with only some extras installed.
-Not part of the library: pytest alone reads this file.
+Lives at the repository root so that it is not shipped in the wheel.
 """
 
 from __future__ import annotations
@@ -24,5 +24,5 @@ _NEEDS = {
     "lightgbm.py": ("lightgbm",),
 }
 
-collect_ignore = [name for name, modules in _NEEDS.items()
+collect_ignore = [f"src/datacarto/integrations/{name}" for name, modules in _NEEDS.items()
                   if not all(is_available(m) for m in modules)]
