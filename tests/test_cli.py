@@ -429,3 +429,15 @@ def test_metrics_engine_dask_equals_local(tmp_path) -> None:  # noqa: ANN001
                  "-o", str(tmp_path / "dask.parquet")]) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local.parquet"),
                                   pd.read_parquet(tmp_path / "dask.parquet"))
+
+
+def test_detector_notes_say_window_calibration_and_missing_parts() -> None:
+    from datacarto.commands._common import detector_notes
+
+    frame = pd.DataFrame({"id": [1]})
+    assert detector_notes(frame) == []
+    frame.attrs["label_errors"] = {"message": "memorisation from epoch 3; scored on epochs 1-3",
+                                   "calibration": "top 12 by score", "unavailable": ["entropy"]}
+    assert detector_notes(frame) == ["label errors: memorisation from epoch 3; scored on epochs 1-3",
+                                     "flag calibration: top 12 by score",
+                                     "unavailable from this run: entropy"]

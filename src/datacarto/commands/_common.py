@@ -46,3 +46,19 @@ def info(message: str, *, quiet: bool = False, **_: Any) -> None:
     """A progress/status line on stderr (stdout stays clean for data)."""
     if not quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+def detector_notes(metrics: pd.DataFrame) -> list[str]:
+    """How the label-error flags were made: the epoch window / memorisation message, the
+    calibration, and any component that the stored run could not provide."""
+    info = metrics.attrs.get("label_errors") or {}
+    lines = []
+    if info.get("message"):
+        lines.append(f"label errors: {info['message']}")
+    if info.get("calibration"):
+        lines.append(f"flag calibration: {info['calibration']}")
+    if info.get("unavailable"):
+        missing = info["unavailable"]
+        missing = ", ".join(missing) if isinstance(missing, (list, tuple)) else str(missing)
+        lines.append(f"unavailable from this run: {missing}")
+    return lines

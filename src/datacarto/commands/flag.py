@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..datafiles import data_format, write_data
 from ..errors import InputError, SchemaError
-from ._common import add_metric_options, default_output, run_metrics
+from ._common import add_metric_options, default_output, detector_notes, run_metrics
 from .select import load_data_for_run
 
 COLUMNS = ("id", "label_name", "suggested_label_name", "label_error_score", "confidence",
@@ -79,6 +79,8 @@ def execute(args: argparse.Namespace) -> int:
                       for k in (LIKELY_MISLABELED, "ambiguous", "hard", "easy")
                       if k != "easy" or args.all)
     print(f"{len(table):,} of {len(metrics):,} examples listed ({kinds})")
+    for line in detector_notes(metrics):
+        print(line)
     if len(table):
         print(_preview(table.head(_SHOWN), args.text_column))
     print(f"wrote {out}")

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..metrics import aggregate_runs
 from ..regions import REGIONS
 from ..run import load
-from ._common import add_metric_options, default_output
+from ._common import add_metric_options, default_output, detector_notes
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +71,7 @@ def execute(args: argparse.Namespace) -> int:
     except InputError as err:  # "run 2 has different ids": say which paths runs 1 and 2 are
         raise InputError(f"datacarto metrics {' '.join(map(str, args.runs))}: {err}") from err
     write_data(frame, out)
-    for line in summary(frame):
+    for line in summary(frame) + detector_notes(frame):
         print(line)
     print(f"wrote {out}")
     return 0
