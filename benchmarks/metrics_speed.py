@@ -194,11 +194,11 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     report = render(rows, env_line)
     print(report)
+    from datacarto.store import atomic_write_text
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(report, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, report)
     return 0
 
 
