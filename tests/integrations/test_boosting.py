@@ -117,7 +117,7 @@ def test_xgboost_bad_input() -> None:
         record_boosting(model, X, y, iterations=[1, 3])
     with pytest.raises(InputError, match=r"every must be a positive integer"):
         record_boosting(model, X, y, every=0)
-    with pytest.raises(InputError, match=r"ids has 2 entries but y has 24"):
+    with pytest.raises(InputError, match=r"ids has 2 entries but X has 24 rows; give one id per row"):
         record_boosting(model, X, y, ids=[1, 2])
     with pytest.raises(InputError, match=r"y\[0\] = 7 is not one of the model's classes"):
         record_boosting(model, X, np.full(24, 7))
@@ -140,5 +140,5 @@ def test_lightgbm_bad_input() -> None:
     with pytest.raises(InputError, match=r"objective is 'regression'"):
         record_boosting(booster, X, y)
     model = lgb.LGBMClassifier(n_estimators=2, min_child_samples=2, verbose=-1, n_jobs=1).fit(X, y)
-    with pytest.raises(InputError, match=r"ids has 3 entries but y has 24"):
+    with pytest.raises(InputError, match=r"ids has 3 entries but X has 24 rows"):
         record_boosting(model, X, y, ids=[1, 2, 3])

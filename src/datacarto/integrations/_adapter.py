@@ -117,6 +117,19 @@ def _reword(err: Exception) -> str:
     return _RECORDER_WHERE.sub("", str(err))
 
 
+def row_ids(ids: Any, n: int, where: str) -> np.ndarray:
+    """The ids of n rows of X: the row numbers by default, else unique user ids, one per row."""
+    if ids is None:
+        return np.arange(n, dtype=np.int64)
+    arr = check_ids(list(ids) if not isinstance(ids, np.ndarray) else ids, where=where)
+    if len(arr) != n:
+        raise InputError(f"{where}: ids has {len(arr)} entries but X has {n} rows; give one id "
+                         "per row.")
+    if len(np.unique(arr)) != n:
+        raise InputError(f"{where}: ids must be unique.")
+    return arr
+
+
 def drop_pending(rec: Recorder) -> None:
     """Forget a recorder's rows since its last committed epoch (a partial epoch)."""
     rec.discard_epoch()

@@ -43,12 +43,12 @@ from .._deps import require
 
 require("sklearn", extra="sklearn", feature="datacarto.integrations.sklearn")
 
-from .._validation import check_ids, check_option  # noqa: E402
+from .._validation import check_option  # noqa: E402
 from ..dynamics import TrainingDynamics  # noqa: E402
 from ..errors import InputError  # noqa: E402
 from ..recorder import CAPTURE_MODES  # noqa: E402
 from ._adapter import (AdapterRecorder, binary_to_logits, committed_epochs,  # noqa: E402
-                       encode_labels, record_checkpoints)
+                       encode_labels, record_checkpoints, row_ids)
 
 __all__ = ["record_partial_fit", "record_staged"]
 
@@ -59,18 +59,6 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
 
 def _n_rows(X: Any) -> int:
     return int(X.shape[0]) if hasattr(X, "shape") else len(X)
-
-
-def _ids(ids: Any, n: int, where: str) -> np.ndarray:
-    if ids is None:
-        return np.arange(n, dtype=np.int64)
-    arr = check_ids(list(ids) if not isinstance(ids, np.ndarray) else ids, where=where)
-    if len(arr) != n:
-        raise InputError(f"{where}: ids has {len(arr)} entries but X has {n} rows; give one id "
-                         "per row.")
-    if len(np.unique(arr)) != n:
-        raise InputError(f"{where}: ids must be unique.")
-    return arr
 
 
 def scorer(estimator: Any, where: str) -> tuple[str, Callable[[Any], np.ndarray]]:
@@ -142,7 +130,7 @@ def record_partial_fit(estimator: Any, X: Any, y: Any, *, epochs: int,
     y_arr = np.asarray(y)
     if len(y_arr) != n:
         raise InputError(f"{where}: X has {n} rows but y has {len(y_arr)}.")
-    row_ids = _ids(ids, n, where)
+    row_ids = row_ids(ids, n, where)
     all_classes = np.unique(y_arr) if classes is None else np.asarray(classes)
     labels = encode_labels(y_arr, np.sort(all_classes), where=where)
     bs = n if batch_size is None else int(batch_size)
@@ -236,7 +224,7 @@ def record_staged(estimator: Any, X: Any, y: Any, *, path: str | Path | None = N
         raise InputError(f"{where}: X has {n} rows but y has {len(labels)}.")
     keep = None if stages is None else {int(s) for s in stages}
     return record_checkpoints(
-        where, path, _thin(iter(staged), every, keep), ids=_ids(ids, n, where), labels=labels,
+        where, path, _thin(iter(staged), every, keep), ids=row_ids(ids, n, where), labels=labels,
         inputs=inputs, capture=capture, classes=[str(c) for c in estimator.classes_], seed=None,
         meta={"integration": "sklearn", "estimator": type(estimator).__name__,
               "checkpoint_unit": "stage", **(meta or {})})

@@ -30,11 +30,11 @@ from .._deps import require
 
 xgb = require("xgboost", extra="xgboost", feature="datacarto.integrations.xgboost")
 
-from .._validation import check_ids, check_option  # noqa: E402
+from .._validation import check_option  # noqa: E402
 from ..dynamics import TrainingDynamics  # noqa: E402
 from ..errors import InputError  # noqa: E402
 from ..recorder import CAPTURE_MODES  # noqa: E402
-from ._adapter import (binary_to_logits, encode_labels, record_checkpoints,  # noqa: E402
+from ._adapter import (binary_to_logits, encode_labels, record_checkpoints, row_ids,  # noqa: E402
                        select_checkpoints)
 
 __all__ = ["record_boosting"]
@@ -102,10 +102,7 @@ def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = Non
     rounds = select_checkpoints(booster.num_boosted_rounds(), every=every, chosen=iterations,
                                 where=WHERE)
     n = len(labels)
-    row_ids = np.arange(n) if ids is None else check_ids(
-        list(ids) if not isinstance(ids, np.ndarray) else ids, where=WHERE)
-    if len(row_ids) != n:
-        raise InputError(f"{WHERE}: ids has {len(row_ids)} entries but y has {n}.")
+    example_ids = row_ids(ids, n, WHERE)
 
     def checkpoints() -> Any:
         for i in rounds:
@@ -113,7 +110,7 @@ def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = Non
             yield i, binary_to_logits(z) if z.ndim == 1 else z
 
     return record_checkpoints(
-        WHERE, path, checkpoints(), ids=row_ids, labels=labels, inputs="logits",
+        WHERE, path, checkpoints(), ids=example_ids, labels=labels, inputs="logits",
         capture=capture, classes=names, seed=None,
         meta={"integration": "xgboost", "checkpoint_unit": "boosting_round",
               **(meta or {})})
