@@ -130,7 +130,7 @@ def record_partial_fit(estimator: Any, X: Any, y: Any, *, epochs: int,
     y_arr = np.asarray(y)
     if len(y_arr) != n:
         raise InputError(f"{where}: X has {n} rows but y has {len(y_arr)}.")
-    row_ids = row_ids(ids, n, where)
+    example_ids = row_ids(ids, n, where)
     all_classes = np.unique(y_arr) if classes is None else np.asarray(classes)
     labels = encode_labels(y_arr, np.sort(all_classes), where=where)
     bs = n if batch_size is None else int(batch_size)
@@ -147,9 +147,9 @@ def record_partial_fit(estimator: Any, X: Any, y: Any, *, epochs: int,
             idx = order[start:start + bs]
             estimator.partial_fit(_rows(X, idx), y_arr[idx], classes=all_classes)
             if capture == "pass":
-                rec.add(row_ids[idx], score(_rows(X, idx)), labels[idx])
+                rec.add(example_ids[idx], score(_rows(X, idx)), labels[idx])
         if capture == "eval":
-            rec.add(row_ids, score(X), labels)
+            rec.add(example_ids, score(X), labels)
         rec.commit()
         if on_epoch is not None:
             on_epoch(epoch, estimator)
