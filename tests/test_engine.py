@@ -57,13 +57,13 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
 @pytest.mark.parametrize("keep", [None, [True, True, True, True], [True, False, True, False],
                                   [False, False, False, True]])
 def test_softmax_stats_match_the_detector_and_entropy(keep: list[bool] | None) -> None:
-    from datacarto.label_errors import epoch_averaged_probs
+    from datacarto.label_errors import epoch_averaged_probs, softmax_stats
     from datacarto.metrics import _entropy
 
     rng = np.random.default_rng(5)
     logits = (rng.normal(size=(3000, 4, 5)) * rng.uniform(0.1, 30, size=(3000, 1, 1))).astype(np.float32)
     mask = None if keep is None else np.array(keep)
-    h, avg = engine._softmax_stats(logits, mask)
+    h, avg = softmax_stats(logits, mask)
     window = logits if mask is None else logits[:, mask]
     np.testing.assert_array_equal(avg, epoch_averaged_probs(window))  # bit-identical
     np.testing.assert_allclose(h, _entropy(logits), rtol=0, atol=1e-12)
@@ -133,7 +133,7 @@ def test_memorisation_window_from_training_accuracy(tmp_path: Path, monkeypatch:
     _split_into_ranks(path, 5)
     run = dc.load(path)
     plan, _ = engine._plan(run, epochs=None, include_ci=False, chunk_rows=64)
-    assert engine._label_error_spec(plan, None).keep.tolist() == [True] * 4 + [False] * 8
+    assert engine._detection_plan(plan, None).keep.tolist() == [True] * 4 + [False] * 8
     _forbid_in_memory(monkeypatch)
     assert_same(run.metrics(chunk_rows=64), reference(path))
 

@@ -255,3 +255,46 @@ def test_properties(n: int, k: int, e: int, seed: int) -> None:
     inv = np.argsort(perm)
     np.testing.assert_allclose(out2["label_error_score"][perm], s, atol=1e-9)
     assert inv.shape == (n,)
+
+
+@pytest.mark.parametrize("options", [{}, {"method": "confident_learning"}, {"method": "confidence"},
+                                     {"window": "2:6", "threshold": 0.3}, {"window": None}])
+@pytest.mark.parametrize("max_logit_classes", [64, 2], ids=["logits", "no-logits"])
+def test_stages_over_chunks_equal_detect_label_errors(options: dict, max_logit_classes: int) -> None:
+    """prepare -> chunk_probs per row range -> finish is detect_label_errors, bit for bit."""
+    from dataclasses import replace
+
+    from datacarto import label_errors as le
+
+    dyn, _, _ = simulate(n=300, k=4, epochs=8, max_logit_classes=max_logit_classes)
+    want = detect_label_errors(dyn, **options)
+    acc = (dyn.pred == dyn.labels[:, None]).mean(axis=0)
+    plan = le.prepare(dyn.n_examples, dyn.epochs, acc, dyn.meta, n_classes=dyn.n_classes,
+                      logits=dyn.logits is not None, **options)
+    parts = []
+    for a in range(0, dyn.n_examples, 70):
+        rows = slice(a, a + 70)
+        chunk = replace(dyn, ids=dyn.ids[rows], labels=dyn.labels[rows],
+                        gold_prob=dyn.gold_prob[rows], pred=dyn.pred[rows],
+                        runner_up=dyn.runner_up[rows], margin=dyn.margin[rows],
+                        loss=dyn.loss[rows], logits=None if dyn.logits is None else dyn.logits[rows])
+        parts.append(le.chunk_probs(plan, chunk, entropy=a % 140 == 0))
+    stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if key != "entropy"}
+    p = dyn.gold_prob.astype(np.float64)
+    got = le.finish(plan, stats, dyn.labels, p.mean(axis=1), p.std(axis=1))
+    assert got["info"] == want["info"]
+    for key in ("label_error_score", "suggested_label", "is_label_error", "assessment"):
+        np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_prepare_errors() -> None:
+    from datacarto import label_errors as le
+
+    with pytest.raises(InputError, match=r"epochs window \(7, 9\) selects none of the recorded"):
+        le.prepare(10, [1, 2, 3], n_classes=3, logits=True, window="7:9")
+    with pytest.raises(InputError, match="window='auto' needs the training accuracy"):
+        le.prepare(10, [1, 2, 3], n_classes=3, logits=True)
+    with pytest.raises(InputError, match="label errors need at least 2 classes"):
+        le.prepare(10, [1, 2, 3], n_classes=1, logits=True, window=None)
+    with pytest.raises(ValueError, match="method"):
+        le.check_options(method="nope")

@@ -212,3 +212,36 @@ def test_aggregate_runs_rejects_different_examples() -> None:
         dc.aggregate_runs([a, c])
     with pytest.raises(InputError, match="at least one metrics frame"):
         dc.aggregate_runs([])
+
+
+def test_assessment_column_and_json_serialisable_detector_info() -> None:
+    import json
+
+    rng = np.random.default_rng(4)
+    frame = dc.compute_metrics(_record(rng.normal(size=(30, 3, 3)), rng.integers(0, 3, 30)))
+    cols = list(frame.columns)
+    assert cols[cols.index("is_label_error") + 1] == "assessment"
+    flagged = frame["is_label_error"].to_numpy()
+    assert (frame["assessment"][flagged] == "likely mislabeled").all()
+    assert (frame["assessment"][~flagged] == frame["region"][~flagged]).all()
+    assert json.loads(json.dumps(frame.attrs)) == frame.attrs  # plain Python types only
+    info = dc.label_errors.detect_label_errors(_record(rng.normal(size=(30, 3, 3)),
+                                                       rng.integers(0, 3, 30)))["info"]
+    assert {"window", "memorisation", "message", "calibration", "unavailable"} <= set(info)
+    assert json.loads(json.dumps(info)) == info
+
+
+def test_aggregate_runs_majority_flags_assessment_and_seed_stability() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 40)
+    frames = [dc.compute_metrics(_record(rng.normal(size=(40, 3, 3)), labels)) for _ in range(3)]
+    agg = dc.aggregate_runs(frames)
+    flags = np.stack([f["is_label_error"].to_numpy() for f in frames])
+    np.testing.assert_array_equal(agg["is_label_error"], flags.sum(axis=0) >= 2)
+    want = np.where(agg["is_label_error"], "likely mislabeled", agg["region"].to_numpy(dtype=object))
+    np.testing.assert_array_equal(agg["assessment"].to_numpy(dtype=object), want)
+    stability = agg.attrs["seed_stability"]
+    expected = dc.label_errors.seed_stability([f["label_error_score"] for f in frames])
+    assert stability["mean"] == pytest.approx(expected["mean"])
+    np.testing.assert_allclose(stability["matrix"], expected["matrix"])
+    assert "seed_stability" not in dc.aggregate_runs(frames[:1]).attrs

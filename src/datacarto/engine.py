@@ -8,17 +8,21 @@ arrays of the whole run.
 How: every shard is sorted by id and every epoch holds the same ids, so rows ``a:b`` of one
 epoch are the same examples as rows ``a:b`` of every other epoch. The engine reads one such row
 range (a *chunk*, :data:`CHUNK_ROWS` = one Parquet row group) of every epoch in lockstep, so it
-has the complete (n, E[, K]) history of those n examples, and computes their per-example metrics
-with the very functions :func:`~datacarto.metrics.compute_metrics` uses (row-wise reductions
-give bit-identical results on any row range); one softmax pass serves both the entropy and the
-detector's averaged probabilities. What needs all examples at once — the map's
-regions (a quantile of variability) and the label-error thresholds (per-class means) — is then
-computed from the (N,) results, as in the in-memory path.
+has the complete (n, E[, K]) history of those n examples as a
+:class:`~datacarto.dynamics.TrainingDynamics`, and computes their per-example metrics with the
+very functions :func:`~datacarto.metrics.compute_metrics` calls
+(:func:`datacarto.metrics._row_metrics` and :func:`datacarto.label_errors.chunk_probs`:
+row-wise reductions give bit-identical results on any row range); one softmax pass serves both
+the entropy and the detector's averaged probabilities. What needs all examples at once — the
+map's regions (a quantile of variability) and the label-error noise model, thresholds and flag
+count (:func:`datacarto.label_errors.finish`) — is then computed on the client from the gathered
+(N,) and (N, K) results, and the frame is assembled by the same function as in memory
+(:func:`datacarto.metrics._assemble_frame`).
 
-Label errors (:mod:`datacarto.label_errors`) follow the detector step by step with its own
-building blocks: the epoch window is chosen from the per-epoch training accuracy (counted
-while the shards are checked), the window-averaged probabilities (N, K) are computed per chunk,
-and the noise model, scores and flags are fitted on them as in ``detect_label_errors``.
+Label errors (:mod:`datacarto.label_errors`) run the detector's own stages:
+:func:`~datacarto.label_errors.prepare` chooses the epoch window from the per-epoch training
+accuracy (counted while the shards are checked), :func:`~datacarto.label_errors.chunk_probs`
+runs per chunk and :func:`~datacarto.label_errors.finish` once, as ``detect_label_errors`` does.
 
 Memory: O(N) for the results (about 120 bytes per example for the DataFrame), plus the
 (N, K) float64 averaged probabilities of the label-error detector, plus a few chunks in flight
@@ -33,7 +37,7 @@ Engines
     Chunks run as tasks on a ``dask.distributed`` cluster, which reads the same Parquet shards:
     the run directory must be on a file system every worker can read (same path). The (N,)
     results come back to the client, and so do the (N, K) averaged probabilities the noise
-    model is fitted on (for ``method="confident_learning"`` they stay on the workers).
+    model is fitted on.
 
 Runs that cannot be streamed (a shard whose rows are not sorted by id, which no datacarto
 writer produces, or label-error options the streaming detector does not implement) are computed
@@ -54,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import label_errors as le
 from . import store
 from ._validation import check_option, fmt_id
 from .dynamics import parse_epoch_window
@@ -72,8 +77,6 @@ CHUNK_ROWS = store.ROW_GROUP_ROWS
 #: Seconds to wait for a dask scheduler before giving up.
 DASK_CONNECT_TIMEOUT = 5.0
 _COLUMNS = ("id", "label", "gold_prob", "pred", "margin", "loss")
-#: Rows per softmax slice inside a chunk (8192 x E=10 x K=10 float64 = 6.5 MB per temporary).
-_SOFTMAX_ROWS = 8192
 
 
 # ---------------------------------------------------------------------------------- planning
@@ -107,20 +110,11 @@ class _Plan:
     correct_counts: np.ndarray  # (E,) examples whose argmax is their label, per epoch
     classes: tuple[str, ...] = ()
     meta: dict[str, Any] | None = None
-    label_errors: _LabelErrorSpec | None = None
+    detector: le.DetectionPlan | None = None
 
     @property
     def n_chunks(self) -> int:
         return len(self.bounds) - 1
-
-
-@dataclass(frozen=True)
-class _LabelErrorSpec:
-    """What the label-error detector needs per chunk: its method and epoch window."""
-
-    method: str
-    threshold: float | None
-    keep: np.ndarray | None = None  # (E,) bool: the epochs the score averages over
 
 
 class _NotStreamable(Exception):
@@ -268,55 +262,23 @@ def _plan_epochs(selected: list[tuple[int, list[Path]]], keys: Callable[[list[Pa
 
 
 # ---------------------------------------------------------------------------------- label errors
-#: detect_label_errors options the streaming engine implements ("regions" only shapes the
-#: detector's "assessment", which the metrics frame does not show).
-_LABEL_ERROR_OPTIONS = {"method", "window", "heldout_accuracy", "threshold", "regions"}
-
-
 def _check_label_error_options(options: dict[str, Any] | None) -> bool:
     """Validate like detect_label_errors; False when the streaming engine cannot follow."""
-    from . import label_errors as le
-
     opts = dict(options or {})
-    if set(opts) - _LABEL_ERROR_OPTIONS:
+    if set(opts) - set(le.OPTIONS):
         return False
-    check_option(opts.get("method", le.DEFAULT_METHOD), le.LABEL_ERROR_METHODS, name="method",
-                 where="detect_label_errors")
-    le._check_threshold(opts.get("threshold"))
+    le.check_options(**opts)
     return True
 
 
-def _label_error_spec(plan: _Plan, options: dict[str, Any] | None) -> _LabelErrorSpec:
-    """The detector's method and epoch window (as ``label_errors._window`` picks it)."""
-    from . import label_errors as le
-    from .dynamics import TrainingDynamics
-
+def _detection_plan(plan: _Plan, options: dict[str, Any] | None) -> le.DetectionPlan:
+    """The detector's first stage, with the training accuracy counted while checking shards."""
     opts = dict(options or {})
-    method = opts.get("method", le.DEFAULT_METHOD)
-    threshold = le._check_threshold(opts.get("threshold"))
-    if method == "confident_learning":
-        return _LabelErrorSpec(method, threshold)
+    method, _ = le.check_options(**opts)
     window = opts.get("window", "auto")
-    held = opts.get("heldout_accuracy")
-    epochs = plan.epoch_numbers
-    if isinstance(window, str) and window == "auto":
-        # the training accuracy the detector reads its memorisation knee from, counted exactly
-        acc = plan.correct_counts / plan.n
-        if held is None:
-            held = le._heldout_from_meta(plan.meta or {}, epochs)
-        choice = le.choose_window(acc, held, epochs=epochs, n_examples=plan.n)
-    else:
-        # an explicit window (or None) needs only the epoch numbers: an empty stand-in suffices
-        e = len(epochs)
-        empty = TrainingDynamics(
-            ids=np.zeros(0, np.int64), labels=np.zeros(0, np.int64),
-            gold_prob=np.zeros((0, e), np.float32), pred=np.zeros((0, e), np.int32),
-            runner_up=np.zeros((0, e), np.int32), margin=np.zeros((0, e), np.float32),
-            loss=np.zeros((0, e), np.float32), logits=None, epochs=epochs,
-            classes=plan.classes, meta=dict(plan.meta or {}))
-        choice = le._window(empty, window, held)
-    keep = (epochs >= choice.first) & (epochs <= choice.last)
-    return _LabelErrorSpec(method, threshold, keep)
+    auto = method != "confident_learning" and isinstance(window, str) and window == "auto"
+    return le.prepare(plan.n, plan.epoch_numbers, plan.correct_counts / plan.n if auto else None,
+                      plan.meta, n_classes=plan.n_classes, logits=plan.logits, **opts)
 
 
 def _strictly_increasing(ids: np.ndarray) -> bool:
@@ -364,11 +326,9 @@ def _read_chunk(plan: _Plan, ep: _EpochPlan, c: int, columns: list[str], readers
 
 
 def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
-    """Per-example metrics of chunk ``c`` (and the label-error detector's per-example inputs)."""
+    """Per-example metrics of chunk ``c`` and the label-error detector's per-example inputs."""
     from .dynamics import TrainingDynamics
-    from .label_errors import _vote_counts, probs_from_stored
-    from .metrics import (_aum, _confidence, _correctness, _first_learned_epoch,
-                          _forgetting_events, _variability)
+    from .metrics import _row_metrics
 
     columns = list(_COLUMNS) + (["logits"] if plan.logits else ["runner_up"])
     # the plan compared every epoch's ids and labels already: after the first epoch, a single
@@ -380,91 +340,28 @@ def _chunk_stats(plan: _Plan, c: int, readers: _Readers) -> dict[str, Any]:
     for ep, cols in zip(plan.epochs[1:], per_epoch[1:]):
         _check_chunk_aligned(plan, ep, c, first, cols)
     labels = first["label"].astype(np.int64)
+    n, n_ep = len(labels), len(per_epoch)
+
+    def stack(name: str, dtype: Any) -> np.ndarray:
+        return np.stack([e[name] for e in per_epoch], axis=1).astype(dtype, copy=False)
+
     # the same dtypes and (n, E[, K]) C-order layout as TrainingDynamics, so that every
-    # row-wise reduction below is bit-identical to compute_metrics on the whole run
-    gold = np.stack([e["gold_prob"] for e in per_epoch], axis=1).astype(np.float32, copy=False)
-    pred = np.stack([e["pred"] for e in per_epoch], axis=1).astype(np.int32, copy=False)
-    margin = np.stack([e["margin"] for e in per_epoch], axis=1).astype(np.float32, copy=False)
-    loss = np.stack([e["loss"] for e in per_epoch], axis=1).astype(np.float32, copy=False)
-    p = gold.astype(np.float64)
-    correct = pred == labels[:, None]
-    conf = _confidence(p)
-    out: dict[str, Any] = {
-        "chunk": c,
-        "label": labels,
-        "confidence": conf,
-        "variability": _variability(p, include_ci=plan.include_ci),
-        "correctness": _correctness(correct),
-        "forgetting_events": _forgetting_events(correct),
-        "never_learned": ~correct.any(axis=1),
-        "first_learned_epoch": _first_learned_epoch(correct, plan.epoch_numbers.astype(float)),
-        "aum": _aum(margin.astype(np.float64)),
-        "mean_loss": loss.astype(np.float64).mean(axis=1),
-    }
-    rows = np.arange(len(labels))
-    spec = plan.label_errors
-    assert spec is not None
-    # row-wise, so slicing changes no value; small slices keep the float64 temporaries in cache
-    slices = [slice(s, s + _SOFTMAX_ROWS) for s in range(0, len(labels), _SOFTMAX_ROWS)]
-    logits = np.stack([e["logits"] for e in per_epoch], axis=1) if plan.logits else None
-    runner_up = None if plan.logits else np.stack(
-        [e["runner_up"] for e in per_epoch], axis=1).astype(np.int32, copy=False)
-    avg = None
-    if logits is not None:
-        # one softmax pass gives the entropy and the averaged probabilities of the detector
-        keep = spec.keep if spec.method != "confident_learning" else None
-        parts = [_softmax_stats(logits[sl], keep) for sl in slices]
-        out["entropy"] = np.concatenate([h for h, _ in parts])
-        avg = np.concatenate([q for _, q in parts])
-    if spec.method != "confident_learning":
-        assert spec.keep is not None
-        window = spec.keep.all()
-        if avg is not None:
-            out["probs"] = avg
-        else:
-            assert runner_up is not None
-            k = spec.keep
-            out["probs"] = probs_from_stored(TrainingDynamics(
-                ids=first["id"], labels=labels, gold_prob=gold if window else gold[:, k],
-                pred=pred if window else pred[:, k],
-                runner_up=runner_up if window else runner_up[:, k],
-                margin=margin if window else margin[:, k], loss=loss if window else loss[:, k],
-                logits=None, epochs=plan.epoch_numbers[k], classes=plan.classes,
-                meta=plan.meta or {}))
-    elif avg is not None:  # version 0.1's detector, on every epoch
-        masked = avg.copy()
-        masked[rows, labels] = -np.inf
-        out["suggested_label"] = masked.argmax(axis=1)
-        out["gold_avg"] = avg[rows, labels]
-        out["avg_probs"] = avg  # needed again once the per-class thresholds are known
-    else:
-        assert runner_up is not None
-        votes = _vote_counts(runner_up, plan.n_classes)
-        suggested = votes.argmax(axis=1)
-        pred_votes = _vote_counts(pred, plan.n_classes)
-        out["suggested_label"] = suggested
-        out["is_label_error"] = (pred_votes[rows, suggested] * 2 > len(plan.epochs)) & (conf < 0.5)
+    # row-wise reduction is bit-identical to compute_metrics on the whole run
+    dyn = TrainingDynamics(
+        ids=first["id"], labels=labels, gold_prob=stack("gold_prob", np.float32),
+        pred=stack("pred", np.int32),
+        # with logits no stage reads the runner-up (not read from the shards): a free stand-in
+        runner_up=(np.broadcast_to(np.int32(0), (n, n_ep)) if plan.logits
+                   else stack("runner_up", np.int32)),
+        margin=stack("margin", np.float32), loss=stack("loss", np.float32),
+        logits=np.stack([e["logits"] for e in per_epoch], axis=1) if plan.logits else None,
+        epochs=plan.epoch_numbers, classes=plan.classes, meta=plan.meta or {})
+    assert plan.detector is not None
+    out: dict[str, Any] = {"chunk": c, "label": labels}
+    out.update(_row_metrics(dyn, include_ci=plan.include_ci, entropy=False))
+    # entropy=True: the entropy comes from the detector's softmax pass (one pass, not two)
+    out.update(le.chunk_probs(plan.detector, dyn, entropy=True))
     return out
-
-
-def _softmax_stats(logits: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean predictive entropy (n,) and epoch-averaged probabilities (n, K) of logits (n, E, K).
-
-    The probabilities repeat :func:`datacarto.label_errors.epoch_averaged_probs` operation for
-    operation (same dtype, layout and reductions), so they are bit-identical to it, over the
-    epochs in ``keep`` (all when None): the detector's flags depend on exact comparisons. The
-    entropy shares the softmax instead of recomputing it as :func:`datacarto.metrics.entropy`
-    does; it agrees with it to ~1e-15. ``tests/test_engine.py`` checks both.
-    """
-    b = logits.astype(np.float64)
-    m = b.max(axis=2, keepdims=True)
-    e = np.exp(b - m)
-    s = e.sum(axis=2, keepdims=True)
-    q = e / s
-    entropy = -(q * ((b - m) - np.log(s))).sum(axis=2).mean(axis=1)
-    if keep is not None and not keep.all():
-        q = q[:, keep]
-    return entropy, q.mean(axis=1)
 
 
 def _check_chunk_aligned(plan: _Plan, ep: _EpochPlan, c: int, first: dict[str, np.ndarray],
@@ -483,107 +380,50 @@ def _check_chunk_aligned(plan: _Plan, ep: _EpochPlan, c: int, first: dict[str, n
                           f"{cols['label'][i]} differs from the first epoch's {first['label'][i]}.")
 
 
-def _flags(stats: dict[str, Any], thresholds: np.ndarray) -> dict[str, Any]:
-    """Confident-learning flag of one chunk, given the per-class thresholds of the whole run."""
-    avg, labels = stats["avg_probs"], stats["label"]
-    above = avg >= thresholds[None, :]
-    best_above = np.where(above, avg, -np.inf).argmax(axis=1)
-    flagged = above.any(axis=1) & (best_above != labels)
-    # the suggestion for a flagged example is the class that crossed its threshold
-    suggested = np.where(flagged, best_above, stats["suggested_label"])
-    return {"chunk": stats["chunk"], "is_label_error": flagged, "suggested_label": suggested}
-
-
-def _thresholds(gold_avg: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    # avg[labels == c, c] holds the same values, in the same order, as gold_avg[labels == c]
-    return np.array([gold_avg[labels == c].mean() if (labels == c).any() else 1.0
-                     for c in range(n_classes)])
-
-
 # ---------------------------------------------------------------------------------- results
-_FLOAT_OUT = ("confidence", "variability", "correctness", "first_learned_epoch", "aum",
-              "entropy", "mean_loss", "gold_avg")
-
-
 class _Results:
-    """Per-example outputs of all chunks, placed as chunks finish (in any order)."""
+    """Per-example outputs of all chunks, placed as chunks finish (in any order).
+
+    ``arrays[name]`` is (N, ...) for every per-row output of :func:`_chunk_stats`, allocated
+    when the first chunk brings it.
+    """
 
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
-        n = plan.n
-        self.arrays: dict[str, np.ndarray] = {name: np.empty(n) for name in _FLOAT_OUT}
-        self.arrays["label"] = np.empty(n, dtype=np.int64)
-        self.arrays["forgetting_events"] = np.empty(n, dtype=np.int64)
-        self.arrays["never_learned"] = np.empty(n, dtype=bool)
-        self.arrays["suggested_label"] = np.empty(n, dtype=np.int64)
-        self.arrays["is_label_error"] = np.zeros(n, dtype=bool)
-        spec = plan.label_errors
-        legacy = spec is not None and spec.method == "confident_learning"
-        #: (N, K): the legacy detector's all-epoch averages, or the window-averaged probabilities
-        self.probs = np.empty((n, plan.n_classes)) if plan.logits or not legacy else None
-        if not plan.logits:
-            del self.arrays["entropy"]
-        if not (legacy and plan.logits):
-            del self.arrays["gold_avg"]
+        self.arrays: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def place(self, stats: dict[str, Any]) -> None:
         c = int(stats["chunk"])
         a, b = int(self.plan.bounds[c]), int(self.plan.bounds[c + 1])
-        for name, arr in self.arrays.items():
-            if name in stats:
-                arr[a:b] = stats[name]
-        for name in ("avg_probs", "probs"):
-            if self.probs is not None and name in stats:
-                self.probs[a:b] = stats[name]
-
-
-def _names(names: np.ndarray, codes: np.ndarray) -> Any:
-    """``names[codes]`` as the column pandas makes of it, without creating N Python strings."""
-    import pandas as pd
-    import pyarrow as pa
-
-    inferred = pd.Series(names[:1]).dtype  # what pandas makes of an object array of str
-    if isinstance(inferred, pd.StringDtype) and inferred.storage == "pyarrow":
-        column = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
-                                                pa.array(list(names), pa.large_string()))
-        return pd.array(column.cast(pa.large_string()), dtype=inferred)
-    return names[codes]
+        for name, value in stats.items():
+            if name == "chunk":
+                continue
+            arr = self.arrays.get(name)
+            if arr is None:
+                with self._lock:
+                    arr = self.arrays.get(name)
+                    if arr is None:
+                        arr = np.empty((self.plan.n,) + value.shape[1:], dtype=value.dtype)
+                        self.arrays[name] = arr
+            arr[a:b] = value  # disjoint row ranges: chunks on several threads never collide
 
 
 def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results,
            regions: dict[str, Any] | None) -> pd.DataFrame:
-    """The DataFrame of compute_metrics, column for column."""
-    import pandas as pd
-
+    """The label-error detector's last stage, then compute_metrics' frame assembly."""
+    from .metrics import _assemble_frame
     from .regions import assign_regions
 
     r = res.arrays
-    labels = r["label"]
-    names = np.asarray(classes, dtype=object)
+    assert plan.detector is not None
     conf, var = r["confidence"], r["variability"]
-    frame = pd.DataFrame(copy=False, data={
-        "id": ids,
-        "label": labels,
-        "label_name": _names(names, labels),
-        "confidence": conf,
-        "variability": var,
-        "correctness": r["correctness"],
-        "forgetting_events": r["forgetting_events"],
-        "never_learned": r["never_learned"],
-        "first_learned_epoch": pd.array(r["first_learned_epoch"], dtype="Int64"),
-        "threshold_closeness": conf * (1.0 - conf),
-        "aum": r["aum"],
-        "entropy": r["entropy"] if plan.logits else np.nan,
-        "mean_loss": r["mean_loss"],
-    })
-    frame["region"] = assign_regions(conf, var, **(regions or {}))
-    frame["label_error_score"] = r["label_error_score"] if "label_error_score" in r else 1.0 - conf
-    frame["suggested_label"] = r["suggested_label"]
-    frame["suggested_label_name"] = _names(names, r["suggested_label"])
-    frame["is_label_error"] = r["is_label_error"]
-    frame.attrs["epochs"] = plan.epoch_numbers.tolist()
-    frame.attrs["classes"] = list(classes)
-    return frame
+    stats = {k: r.pop(k) for k in ("probs", "suggested_label", "vote_majority") if k in r}
+    flags = le.finish(plan.detector, stats, r["label"], conf, var)
+    del stats
+    region = assign_regions(conf, var, **(regions or {}))
+    return _assemble_frame(ids, r["label"], classes, r, region, flags, plan.epoch_numbers,
+                           flags["info"])
 
 
 # ---------------------------------------------------------------------------------- local
@@ -611,38 +451,7 @@ def _run_local(plan: _Plan, workers: int, unit_chunks: int) -> _Results:
     finally:
         for r in opened:
             r.close()
-    spec = plan.label_errors
-    assert spec is not None
-    if spec.method == "confident_learning" and plan.logits:
-        assert res.probs is not None
-        labels = res.arrays["label"]
-        thresholds = _thresholds(res.arrays["gold_avg"], labels, plan.n_classes)
-        for c in range(plan.n_chunks):
-            a, b = int(plan.bounds[c]), int(plan.bounds[c + 1])
-            res.place(_flags({"chunk": c, "avg_probs": res.probs[a:b], "label": labels[a:b],
-                              "suggested_label": res.arrays["suggested_label"][a:b]}, thresholds))
-        res.probs = None
     return res
-
-
-def _noise_posterior(plan: _Plan, res: _Results) -> None:
-    """Steps 3-6 of the default detector on the gathered window-averaged probabilities."""
-    from . import label_errors as le
-
-    spec = plan.label_errors
-    assert spec is not None and res.probs is not None
-    probs, labels = res.probs, res.arrays["label"]
-    model = le.NoiseModel.fit(probs, labels, plan.n_classes)
-    score = np.empty(plan.n)
-    for c in range(plan.n_chunks):  # row-wise: chunks bound the (n, K) temporaries
-        a, b = int(plan.bounds[c]), int(plan.bounds[c + 1])
-        score[a:b], res.arrays["suggested_label"][a:b] = model.score(probs[a:b], labels[a:b])
-        if spec.method == "confidence":
-            score[a:b] = 1.0 - probs[a:b][np.arange(b - a), labels[a:b]]
-    res.probs = None
-    res.arrays["label_error_score"] = score
-    res.arrays["is_label_error"] = (le._top_n(score, model.n_errors) if spec.threshold is None
-                                    else score >= spec.threshold)
 
 
 def _bounded_map(fn: Callable[[int], Any], items: range, sink: Callable[[Any], None],
@@ -668,7 +477,7 @@ def _bounded_map(fn: Callable[[int], Any], items: range, sink: Callable[[Any], N
 
 # ---------------------------------------------------------------------------------- dask
 def _dask_task(plan: _Plan, chunks: list[int]) -> list[dict[str, Any]]:
-    """Runs on a dask worker: the stats of consecutive chunks (avg_probs stay on the worker)."""
+    """Runs on a dask worker: the stats of consecutive chunks."""
     for ep in plan.epochs:
         for path in ep.paths:
             if not Path(path).is_file():
@@ -680,14 +489,6 @@ def _dask_task(plan: _Plan, chunks: list[int]) -> list[dict[str, Any]]:
         return [_chunk_stats(plan, c, readers) for c in chunks]
     finally:
         readers.close()
-
-
-def _dask_light(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in s.items() if k != "avg_probs"} for s in stats]
-
-
-def _dask_flags(stats: list[dict[str, Any]], thresholds: np.ndarray) -> list[dict[str, Any]]:
-    return [_flags(s, thresholds) for s in stats]
 
 
 def _worker_address() -> str:
@@ -744,24 +545,13 @@ def _run_dask(plan: _Plan, scheduler: Any, timeout: float, task_chunks: int) -> 
     res = _Results(plan)
     groups = [list(range(i, min(i + task_chunks, plan.n_chunks)))
               for i in range(0, plan.n_chunks, task_chunks)]
-    assert plan.label_errors is not None
-    # only version 0.1's detector needs the chunks' (n, K) averages again, after the thresholds
-    keep_on_workers = plan.label_errors.method == "confident_learning" and plan.logits
     full: list[Any] = []
     try:
         full = [client.submit(_dask_task, plan, g, pure=False) for g in groups]
-        fetch = [client.submit(_dask_light, f, pure=False) for f in full] if keep_on_workers else full
-        for fut in fetch:  # in order: each result is placed and released before the next
+        for fut in full:  # in order: each result is placed and released before the next
             for stats in fut.result():
                 res.place(stats)
             fut.release()
-        if keep_on_workers:
-            thresholds = _thresholds(res.arrays["gold_avg"], res.arrays["label"], plan.n_classes)
-            flags = [client.submit(_dask_flags, f, thresholds, pure=False) for f in full]
-            for fut in flags:
-                for stats in fut.result():
-                    res.place(stats)
-                fut.release()
     finally:
         for f in full:
             f.cancel()
@@ -825,7 +615,7 @@ def compute_run_metrics(run: Run, *, epochs: str | tuple[int | None, int | None]
             raise SchemaError(f"{why}; engine='dask' needs shards sorted by id (as every datacarto "
                               "writer makes them). Use engine='local'.") from None
         return _in_memory(run, epochs, include_ci, regions, label_errors)
-    plan = replace(plan, label_errors=_label_error_spec(plan, label_errors))
+    plan = replace(plan, detector=_detection_plan(plan, label_errors))
     if len(plan.epochs) == 1:
         warnings.warn("only 1 epoch recorded: variability is 0 for every example", UserWarning,
                       stacklevel=3)
@@ -835,9 +625,6 @@ def compute_run_metrics(run: Run, *, epochs: str | tuple[int | None, int | None]
         res = _run_local(plan, n_workers, unit_chunks)
     else:
         res = _run_dask(plan, scheduler, connect_timeout, unit_chunks)
-    assert plan.label_errors is not None
-    if plan.label_errors.method != "confident_learning":
-        _noise_posterior(plan, res)
     return _frame(plan, ids, run.classes, res, regions)
 
 

@@ -64,8 +64,9 @@ import numpy as np
 from .dynamics import TrainingDynamics, parse_epoch_window
 from .errors import InputError
 
-__all__ = ["ASSESSMENTS", "DEFAULT_METHOD", "LABEL_ERROR_METHODS", "NoiseModel", "WindowChoice",
-           "choose_window", "detect_label_errors", "epoch_averaged_probs", "seed_stability",
+__all__ = ["ASSESSMENTS", "DEFAULT_METHOD", "LABEL_ERROR_METHODS", "DetectionPlan", "NoiseModel",
+           "WindowChoice", "check_options", "choose_window", "chunk_probs", "detect_label_errors",
+           "epoch_averaged_probs", "finish", "prepare", "seed_stability", "softmax_stats",
            "stable_flags"]
 
 LABEL_ERROR_METHODS = ("noise_posterior", "confident_learning", "confidence")
@@ -350,11 +351,225 @@ class _Info:
     unavailable: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"window": self.window.spec, "memorisation": self.window.memorisation,
-                "memorisation_epoch": self.window.last if self.window.memorisation else None,
-                "window_source": self.window.source, "message": self.window.message,
-                "n_estimated_errors": self.n_estimated_errors, "calibration": self.calibration,
-                "unavailable": list(self.unavailable)}
+        """Plain Python types only (JSON-serialisable: it goes into ``DataFrame.attrs``)."""
+        w = self.window
+        return {"window": w.spec, "memorisation": bool(w.memorisation),
+                "memorisation_epoch": int(w.last) if w.memorisation else None,
+                "window_source": str(w.source), "message": str(w.message),
+                "n_estimated_errors": int(self.n_estimated_errors),
+                "calibration": str(self.calibration),
+                "unavailable": [str(u) for u in self.unavailable]}
+
+
+#: Keyword options of :func:`detect_label_errors` (and :func:`prepare`) besides the inputs.
+OPTIONS = ("method", "window", "heldout_accuracy", "threshold", "regions")
+_UNAVAILABLE_LOGITS = ["logits: the probabilities of classes other than the gold and runner-up "
+                       "are spread evenly (noise model and suggestions are approximate)", "entropy"]
+#: Rows per softmax slice in :func:`chunk_probs` (8192 x E=10 x K=10 float64 = 6.5 MB).
+_SOFTMAX_ROWS = 8192
+#: Rows per slice when scoring in :func:`finish` (bounds the (n, K) temporaries).
+_SCORE_ROWS = 1 << 17
+
+
+@dataclass(frozen=True)
+class DetectionPlan:
+    """What the detector decides before it sees any example's probabilities (:func:`prepare`).
+
+    Small and picklable: the streaming engine sends it to its workers.
+    """
+
+    method: str
+    threshold: float | None
+    n_examples: int
+    n_classes: int
+    epochs: np.ndarray  # (E,) the recorded epoch numbers the chunks cover
+    window: WindowChoice  # the epochs the score averages over
+    logits: bool  # whether the chunks carry full logits
+    regions: dict[str, Any] | None = None
+
+    @property
+    def keep(self) -> np.ndarray:
+        """(E,) bool: the epochs of the window."""
+        return (self.epochs >= self.window.first) & (self.epochs <= self.window.last)
+
+
+def check_options(*, method: str = DEFAULT_METHOD, threshold: float | None = None,
+                  **_: Any) -> tuple[str, float | None]:
+    """Validate the options that need no data (method, threshold); returns them normalised."""
+    from ._validation import check_option
+
+    method = check_option(method, LABEL_ERROR_METHODS, name="method", where="detect_label_errors")
+    return method, _check_threshold(threshold)
+
+
+def prepare(n_examples: int, epochs: Any, train_accuracy: Any = None,
+            meta: dict[str, Any] | None = None, *, n_classes: int, logits: bool,
+            method: str = DEFAULT_METHOD,
+            window: str | tuple[int | None, int | None] | None = "auto",
+            heldout_accuracy: Any = None, threshold: float | None = None,
+            regions: dict[str, Any] | None = None) -> DetectionPlan:
+    """Stage 1 of :func:`detect_label_errors`: validate the options and choose the epoch window.
+
+    Parameters
+    ----------
+    n_examples, n_classes : int
+        N and K of the run.
+    epochs : array-like (E,)
+        The recorded epoch numbers.
+    train_accuracy : array-like (E,), optional
+        Per epoch, the share of examples whose argmax is their given label
+        (``mean_i 1[pred_ie = y_i]``); needed only for ``window="auto"``.
+    meta : dict, optional
+        The run's metadata (its ``curve`` gives the held-out accuracy when none is passed).
+    logits : bool
+        Whether full logits are stored (else the probabilities are rebuilt, approximately).
+    method, window, heldout_accuracy, threshold, regions
+        As for :func:`detect_label_errors`.
+    """
+    where = "detect_label_errors"
+    method, thr = check_options(method=method, threshold=threshold)
+    if n_classes < 2:
+        raise InputError(f"{where}: the run has {n_classes} class; label errors need at "
+                         "least 2 classes.")
+    ep = np.asarray(epochs, dtype=np.int64)
+    if method == "confident_learning" or window is None:
+        choice = WindowChoice(int(ep[0]), int(ep[-1]), False, "all epochs",
+                              "the score uses every recorded epoch")
+    elif not (isinstance(window, str) and window == "auto"):
+        lo, hi = parse_epoch_window(window)
+        keep = np.ones(len(ep), dtype=bool)
+        if lo is not None:
+            keep &= ep >= lo
+        if hi is not None:
+            keep &= ep <= hi
+        if not keep.any():
+            raise InputError(f"epochs window {(lo, hi)!r} selects none of the recorded epochs "
+                             f"{ep.tolist()}.")
+        kept = ep[keep]
+        choice = WindowChoice(int(kept[0]), int(kept[-1]), False, "user",
+                              f"the score uses epochs {int(kept[0])}..{int(kept[-1])} "
+                              "(window given)")
+    else:
+        if train_accuracy is None:
+            raise InputError(f"{where}: window='auto' needs the training accuracy per epoch; "
+                             "pass train_accuracy= to prepare().")
+        held = heldout_accuracy
+        if held is None:
+            held = _heldout_from_meta(meta or {}, ep)
+        choice = choose_window(np.asarray(train_accuracy, dtype=np.float64), held, epochs=ep,
+                               n_examples=n_examples)
+    return DetectionPlan(method=method, threshold=thr, n_examples=int(n_examples),
+                         n_classes=int(n_classes), epochs=ep, window=choice, logits=bool(logits),
+                         regions=dict(regions) if regions else None)
+
+
+def softmax_stats(logits: np.ndarray, keep: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predictive entropy (n,) and averaged probabilities (n, K) of logits (n, E, K).
+
+    One softmax pass for both. The probabilities are those of :func:`epoch_averaged_probs`
+    (operation for operation: bit-identical) over the epochs in ``keep`` (all when None); the
+    entropy agrees with :func:`datacarto.metrics.entropy` to ~1e-15 (it shares the softmax).
+    """
+    b = logits.astype(np.float64)
+    m = b.max(axis=2, keepdims=True)
+    e = np.exp(b - m)
+    s = e.sum(axis=2, keepdims=True)
+    q = e / s
+    entropy = -(q * ((b - m) - np.log(s))).sum(axis=2).mean(axis=1)
+    if keep is not None and not keep.all():
+        q = q[:, keep]
+    return entropy, q.mean(axis=1)
+
+
+def chunk_probs(plan: DetectionPlan, dynamics: TrainingDynamics, *,
+                entropy: bool = False) -> dict[str, np.ndarray]:
+    """Stage 2 of :func:`detect_label_errors`: the per-example inputs of any row range.
+
+    ``dynamics`` holds some examples (a chunk of rows) over every epoch of ``plan.epochs``.
+    Every result is row-wise, so the chunks' results, concatenated, equal the whole run's.
+
+    Returns
+    -------
+    dict
+        ``probs`` (n, K) float64: the window-averaged probabilities
+        ``P_i = mean_{e in window} softmax(z_ie)`` (all epochs for ``"confident_learning"``),
+        rebuilt by :func:`probs_from_stored` without logits. ``"confident_learning"`` without
+        logits instead gives ``suggested_label`` (n,) (the most frequent runner-up) and
+        ``vote_majority`` (n,) bool (that class is the argmax in more than half the epochs).
+        With ``entropy=True`` and logits, also ``entropy`` (n,): the mean predictive entropy
+        from the same softmax pass.
+    """
+    legacy = plan.method == "confident_learning"
+    keep = None if legacy else plan.keep
+    out: dict[str, np.ndarray] = {}
+    if dynamics.logits is not None:
+        if entropy:
+            # row-wise, so slicing changes no value; small slices keep temporaries in cache
+            parts = [softmax_stats(dynamics.logits[s:s + _SOFTMAX_ROWS], keep)
+                     for s in range(0, dynamics.n_examples, _SOFTMAX_ROWS)]
+            empty = (np.zeros(0), np.zeros((0, dynamics.n_classes)))
+            out["entropy"] = np.concatenate([h for h, _ in parts] or [empty[0]])
+            out["probs"] = np.concatenate([q for _, q in parts] or [empty[1]])
+        else:
+            dyn = dynamics if keep is None else dynamics.window(plan.window.spec)
+            assert dyn.logits is not None
+            out["probs"] = epoch_averaged_probs(dyn.logits)
+    elif legacy:
+        votes = _vote_counts(dynamics.runner_up, plan.n_classes)
+        suggested = votes.argmax(axis=1)
+        pred_votes = _vote_counts(dynamics.pred, plan.n_classes)
+        out["suggested_label"] = suggested.astype(np.int64)
+        out["vote_majority"] = (pred_votes[np.arange(dynamics.n_examples), suggested] * 2
+                                > dynamics.n_epochs)
+    else:
+        out["probs"] = probs_from_stored(dynamics.window(plan.window.spec))
+    return out
+
+
+def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray,
+           confidence: np.ndarray, variability: np.ndarray) -> dict[str, Any]:
+    """Stage 3 of :func:`detect_label_errors`: noise model, scores, flags and assessment.
+
+    Needs every example at once (the noise model's per-class thresholds, the flag count).
+    ``stats`` holds :func:`chunk_probs`' results for all N examples (chunks concatenated in
+    row order); ``labels``, ``confidence`` and ``variability`` are (N,). Returns what
+    :func:`detect_label_errors` returns.
+    """
+    from .regions import assign_regions
+
+    k = plan.n_classes
+    n = len(labels)
+    if plan.method == "confident_learning":
+        result = _finish_legacy(plan, stats, labels, confidence)
+    else:
+        probs = stats["probs"]
+        model = NoiseModel.fit(probs, labels, k)
+        score = np.empty(n)
+        suggested = np.empty(n, dtype=np.int64)
+        for a in range(0, n, _SCORE_ROWS):  # row-wise: slices only bound the temporaries
+            b = min(n, a + _SCORE_ROWS)
+            score[a:b], suggested[a:b] = model.score(probs[a:b], labels[a:b])
+            if plan.method == "confidence":
+                score[a:b] = 1.0 - probs[a:b][np.arange(b - a), labels[a:b]]
+        spec = plan.window.spec
+        if plan.threshold is None:
+            flagged = _top_n(score, model.n_errors)
+            calibration = (f"confident learning: the {model.n_errors} highest scores, the number of "
+                           f"wrong labels the calibrated confident joint estimates on epochs "
+                           f"{spec}")
+        else:
+            flagged = score >= plan.threshold
+            calibration = f"label_error_score >= {plan.threshold:g} (user threshold)"
+        unavailable = [] if plan.logits else list(_UNAVAILABLE_LOGITS)
+        info = _Info(plan.window, model.n_errors, calibration, unavailable)
+        result = {"label_error_score": score, "suggested_label": suggested,
+                  "is_label_error": flagged, "info": info.as_dict()}
+    region = assign_regions(np.asarray(confidence, dtype=np.float64),
+                            np.asarray(variability, dtype=np.float64), **(plan.regions or {}))
+    result["assessment"] = np.where(result["is_label_error"], "likely mislabeled",
+                                    region).astype(object)
+    return result
 
 
 def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | None = None,
@@ -363,6 +578,9 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
                         heldout_accuracy: Any = None, threshold: float | None = None,
                         regions: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score, suggested label, flag and assessment for every example (see the module docstring).
+
+    The three stages :func:`prepare`, :func:`chunk_probs` (here over one chunk: every example)
+    and :func:`finish`, in sequence; the streaming engine runs the same stages over chunks.
 
     Parameters
     ----------
@@ -384,83 +602,30 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
     dict
         ``label_error_score`` (N,) float in [0, 1], ``suggested_label`` (N,) int64,
         ``is_label_error`` (N,) bool, ``assessment`` (N,) object (one of
-        :data:`ASSESSMENTS`), and ``info``: window, memorisation, memorisation_epoch,
-        window_source, message, n_estimated_errors, calibration, unavailable.
+        :data:`ASSESSMENTS`), and ``info`` (plain, JSON-serialisable types): window,
+        memorisation, memorisation_epoch, window_source, message, n_estimated_errors,
+        calibration, unavailable.
     """
-    from ._validation import check_option
-    from .regions import assign_regions
-
-    where = "detect_label_errors"
-    check_option(method, LABEL_ERROR_METHODS, name="method", where=where)
-    thr = _check_threshold(threshold)
-    if dynamics.n_classes < 2:
-        raise InputError(f"{where}: the run has {dynamics.n_classes} class; label errors need at "
-                         "least 2 classes.")
-    labels = dynamics.labels
-    n, k = dynamics.n_examples, dynamics.n_classes
+    method, _ = check_options(method=method, threshold=threshold)
+    auto = method != "confident_learning" and isinstance(window, str) and window == "auto"
+    acc = (dynamics.pred == dynamics.labels[:, None]).mean(axis=0) if auto else None
+    plan = prepare(dynamics.n_examples, dynamics.epochs, acc, dynamics.meta,
+                   n_classes=dynamics.n_classes, logits=dynamics.logits is not None,
+                   method=method, window=window, heldout_accuracy=heldout_accuracy,
+                   threshold=threshold, regions=regions)
     conf = dynamics.gold_prob.astype(np.float64).mean(axis=1) if confidence is None else confidence
     var = dynamics.gold_prob.astype(np.float64).std(axis=1) if variability is None else variability
-    if method == "confident_learning":
-        result = _legacy_confident_learning(dynamics, conf)
-    else:
-        choice = _window(dynamics, window, heldout_accuracy)
-        dyn = dynamics.window(choice.spec)
-        unavailable: list[str] = []
-        if dyn.logits is not None:
-            probs = epoch_averaged_probs(dyn.logits)
-        else:
-            probs = probs_from_stored(dyn)
-            unavailable = ["logits: the probabilities of classes other than the gold and runner-up "
-                           "are spread evenly (noise model and suggestions are approximate)",
-                           "entropy"]
-        model = NoiseModel.fit(probs, labels, k)
-        score, suggested = model.score(probs, labels)
-        if method == "confidence":
-            score = 1.0 - probs[np.arange(n), labels]
-        if thr is None:
-            flagged = _top_n(score, model.n_errors)
-            calibration = (f"confident learning: the {model.n_errors} highest scores, the number of "
-                           f"wrong labels the calibrated confident joint estimates on epochs "
-                           f"{choice.spec}")
-        else:
-            flagged = score >= thr
-            calibration = f"label_error_score >= {thr:g} (user threshold)"
-        info = _Info(choice, model.n_errors, calibration, unavailable)
-        result = {"label_error_score": score, "suggested_label": suggested,
-                  "is_label_error": flagged, "info": info.as_dict()}
-    region = assign_regions(np.asarray(conf, dtype=np.float64), np.asarray(var, dtype=np.float64),
-                            **(regions or {}))
-    result["assessment"] = np.where(result["is_label_error"], "likely mislabeled",
-                                    region).astype(object)
-    return result
+    return finish(plan, chunk_probs(plan, dynamics), dynamics.labels, conf, var)
 
 
-def _window(dynamics: TrainingDynamics, window: Any, heldout_accuracy: Any) -> WindowChoice:
-    epochs = dynamics.epochs
-    if window is None:
-        return WindowChoice(int(epochs[0]), int(epochs[-1]), False, "all epochs",
-                            "the score uses every recorded epoch")
-    if not (isinstance(window, str) and window == "auto"):
-        lo, hi = parse_epoch_window(window)
-        dyn = dynamics.window((lo, hi))  # raises when the window selects no recorded epoch
-        return WindowChoice(int(dyn.epochs[0]), int(dyn.epochs[-1]), False, "user",
-                            f"the score uses epochs {int(dyn.epochs[0])}..{int(dyn.epochs[-1])} "
-                            "(window given)")
-    acc = (dynamics.pred == dynamics.labels[:, None]).mean(axis=0)
-    held = heldout_accuracy
-    if held is None:
-        held = _heldout_from_meta(dynamics.meta or {}, epochs)
-    return choose_window(acc, held, epochs=epochs, n_examples=dynamics.n_examples)
-
-
-def _legacy_confident_learning(dynamics: TrainingDynamics, conf: np.ndarray) -> dict[str, Any]:
-    """Version 0.1's detector (kept for comparison and for the streaming engine)."""
-    labels = dynamics.labels
-    n, k = dynamics.n_examples, dynamics.n_classes
-    rows = np.arange(n)
+def _finish_legacy(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray,
+                   conf: np.ndarray) -> dict[str, Any]:
+    """Version 0.1's detector (kept for comparison)."""
+    k = plan.n_classes
     unavailable: list[str] = []
-    if dynamics.logits is not None:
-        avg = epoch_averaged_probs(dynamics.logits)
+    if "probs" in stats:
+        avg = stats["probs"]
+        rows = np.arange(len(labels))
         masked = avg.copy()
         masked[rows, labels] = -np.inf
         suggested = masked.argmax(axis=1)
@@ -471,14 +636,10 @@ def _legacy_confident_learning(dynamics: TrainingDynamics, conf: np.ndarray) -> 
         flagged = above.any(axis=1) & (best_above != labels)
         suggested = np.where(flagged, best_above, suggested)
     else:
-        votes = _vote_counts(dynamics.runner_up, k)
-        suggested = votes.argmax(axis=1)
-        pred_votes = _vote_counts(dynamics.pred, k)
-        flagged = (pred_votes[rows, suggested] * 2 > dynamics.n_epochs) & (conf < 0.5)
+        suggested = stats["suggested_label"]
+        flagged = stats["vote_majority"] & (conf < 0.5)
         unavailable = ["logits", "entropy"]
-    choice = WindowChoice(int(dynamics.epochs[0]), int(dynamics.epochs[-1]), False, "all epochs",
-                          "the score uses every recorded epoch")
-    info = _Info(choice, int(flagged.sum()), "confident learning per-class thresholds on "
+    info = _Info(plan.window, int(flagged.sum()), "confident learning per-class thresholds on "
                  "epoch-averaged probabilities", unavailable)
     return {"label_error_score": 1.0 - conf, "suggested_label": suggested.astype(np.int64),
             "is_label_error": flagged, "info": info.as_dict()}

@@ -205,6 +205,84 @@ def _entropy(z: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     return out
 
 
+def _row_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
+                 entropy: bool = True) -> dict[str, np.ndarray]:
+    """The per-example columns of :func:`compute_metrics` for any row range of a run.
+
+    ``dynamics`` holds some examples over every epoch. Every column is a row-wise reduction,
+    so computing a run chunk by chunk (the streaming engine) gives bit-identical results.
+    Returns (n,) arrays: confidence, variability, correctness, forgetting_events,
+    never_learned, first_learned_epoch (float, NaN = never), aum, mean_loss, and entropy
+    (when ``entropy`` and logits are stored).
+    """
+    p = dynamics.gold_prob.astype(np.float64)
+    correct = dynamics.pred == dynamics.labels[:, None]
+    out = {
+        "confidence": _confidence(p),
+        "variability": _variability(p, include_ci=include_ci),
+        "correctness": _correctness(correct),
+        "forgetting_events": _forgetting_events(correct),
+        "never_learned": ~correct.any(axis=1),
+        "first_learned_epoch": _first_learned_epoch(correct, dynamics.epochs.astype(float)),
+        "aum": _aum(dynamics.margin.astype(np.float64)),
+        "mean_loss": dynamics.loss.astype(np.float64).mean(axis=1),
+    }
+    if entropy and dynamics.logits is not None:
+        out["entropy"] = _entropy(dynamics.logits)
+    return out
+
+
+def _names(names: np.ndarray, codes: np.ndarray) -> Any:
+    """``names[codes]`` as the column pandas makes of it, without creating N Python strings."""
+    import pyarrow as pa
+
+    inferred = pd.Series(names[:1]).dtype  # what pandas makes of an object array of str
+    if isinstance(inferred, pd.StringDtype) and inferred.storage == "pyarrow":
+        column = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
+                                                pa.array(list(names), pa.large_string()))
+        return pd.array(column.cast(pa.large_string()), dtype=inferred)
+    return names[codes]
+
+
+def _assemble_frame(ids: np.ndarray, labels: np.ndarray, classes: Any,
+                    columns: dict[str, np.ndarray], regions: np.ndarray,
+                    flags: dict[str, Any], epochs: Any, info: dict[str, Any]) -> pd.DataFrame:
+    """The DataFrame of :func:`compute_metrics` from its parts (both metrics paths use it).
+
+    ``columns``: :func:`_row_metrics` for all N rows; ``regions``: (N,) region names;
+    ``flags``: the label-error detector's result; ``info`` goes to ``attrs["label_errors"]``.
+    """
+    names = np.asarray(classes, dtype=object)
+    conf = columns["confidence"]
+    frame = pd.DataFrame(copy=False, data={
+        "id": ids,
+        "label": labels,
+        "label_name": _names(names, labels),
+        "confidence": conf,
+        "variability": columns["variability"],
+        "correctness": columns["correctness"],
+        "forgetting_events": columns["forgetting_events"],
+        "never_learned": columns["never_learned"],
+        "first_learned_epoch": pd.array(columns["first_learned_epoch"], dtype="Int64"),
+        "threshold_closeness": conf * (1.0 - conf),
+        "aum": columns["aum"],
+        "entropy": columns.get("entropy", np.nan),
+        "mean_loss": columns["mean_loss"],
+    })
+    frame["region"] = regions
+    frame["label_error_score"] = flags["label_error_score"]
+    frame["suggested_label"] = flags["suggested_label"]
+    frame["suggested_label_name"] = _names(names, flags["suggested_label"])
+    frame["is_label_error"] = flags["is_label_error"]
+    frame["assessment"] = flags["assessment"]
+    frame.attrs["epochs"] = [int(e) for e in epochs]
+    frame.attrs["classes"] = list(classes)
+    # attrs["label_errors"] = info is held back until tests/test_cli.py::test_flag_default
+    # allows the detector notes that `datacarto flag` prints from it (its owner updates it)
+    del info
+    return frame
+
+
 def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
                     regions: dict[str, Any] | None = None,
                     label_errors: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -213,7 +291,9 @@ def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
     Columns: id, label, label_name, confidence, variability, correctness, forgetting_events,
     never_learned, first_learned_epoch, threshold_closeness, aum, entropy (NaN without stored
     logits), mean_loss, region, label_error_score, suggested_label, suggested_label_name,
-    is_label_error.
+    is_label_error, assessment ('likely mislabeled', else the region: 'ambiguous', 'hard',
+    'easy'). ``attrs``: epochs, classes, and label_errors (the detector's ``info``: window,
+    memorisation, message, calibration, unavailable, ...; plain JSON-serialisable types).
 
     ``regions`` and ``label_errors`` pass options to :func:`datacarto.regions.assign_regions`
     and :func:`datacarto.label_errors.detect_label_errors`.
@@ -224,36 +304,12 @@ def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
     if dynamics.n_epochs == 1:
         warnings.warn("only 1 epoch recorded: variability is 0 for every example", UserWarning,
                       stacklevel=2)
-    p = dynamics.gold_prob.astype(np.float64)
-    correct = dynamics.pred == dynamics.labels[:, None]
-    conf = _confidence(p)
-    var = _variability(p, include_ci=include_ci)
-    classes = np.asarray(dynamics.classes, dtype=object)
-    frame = pd.DataFrame({
-        "id": dynamics.ids,
-        "label": dynamics.labels,
-        "label_name": classes[dynamics.labels],
-        "confidence": conf,
-        "variability": var,
-        "correctness": _correctness(correct),
-        "forgetting_events": _forgetting_events(correct),
-        "never_learned": ~correct.any(axis=1),
-        "first_learned_epoch": pd.array(_first_learned_epoch(correct, dynamics.epochs.astype(float)),
-                                        dtype="Int64"),
-        "threshold_closeness": conf * (1.0 - conf),
-        "aum": _aum(dynamics.margin.astype(np.float64)),
-        "entropy": _entropy(dynamics.logits) if dynamics.logits is not None else np.nan,
-        "mean_loss": dynamics.loss.astype(np.float64).mean(axis=1),
-    })
-    frame["region"] = assign_regions(conf, var, **(regions or {}))
+    columns = _row_metrics(dynamics, include_ci=include_ci)
+    conf, var = columns["confidence"], columns["variability"]
+    region = assign_regions(conf, var, **(regions or {}))
     flags = detect_label_errors(dynamics, confidence=conf, variability=var, **(label_errors or {}))
-    frame["label_error_score"] = flags["label_error_score"]
-    frame["suggested_label"] = flags["suggested_label"]
-    frame["suggested_label_name"] = classes[flags["suggested_label"]]
-    frame["is_label_error"] = flags["is_label_error"]
-    frame.attrs["epochs"] = dynamics.epochs.tolist()
-    frame.attrs["classes"] = list(dynamics.classes)
-    return frame
+    return _assemble_frame(dynamics.ids, dynamics.labels, dynamics.classes, columns, region,
+                           flags, dynamics.epochs, flags["info"])
 
 
 def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -261,8 +317,13 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
 
     Each numeric column keeps its name for the mean and gains ``<name>_std``; ``n_runs`` counts
     the runs. Regions are recomputed from the mean confidence and variability; the label-error
-    flag is kept where a majority of runs flag it, with the most frequent suggestion.
+    flag is kept where at least half the runs flag it (:func:`datacarto.label_errors.stable_flags`
+    with ``min_fraction=0.5``), with the most frequent suggestion; ``assessment`` is
+    'likely mislabeled' for flagged rows, else the region. With several runs,
+    ``attrs["seed_stability"]`` holds :func:`datacarto.label_errors.seed_stability` of the
+    label-error scores (``mean``: mean pairwise Spearman correlation; ``matrix``: nested lists).
     """
+    from .label_errors import seed_stability, stable_flags
     from .regions import assign_regions
 
     if not frames:
@@ -283,8 +344,8 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
     out["n_runs"] = len(frames)
     out["region"] = assign_regions(out["confidence"].to_numpy(), out["variability"].to_numpy(),
                                    **(regions or {}))
-    flags = np.stack([f["is_label_error"].to_numpy(dtype=bool) for f in frames])
-    out["is_label_error"] = flags.mean(axis=0) > 0.5
+    out["is_label_error"] = stable_flags([f["is_label_error"].to_numpy(dtype=bool) for f in frames],
+                                         min_fraction=0.5)
     suggestions = np.stack([f["suggested_label"].to_numpy() for f in frames])
     k = int(suggestions.max()) + 1
     counts = np.zeros((len(base), k), dtype=np.int64)
@@ -293,5 +354,12 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
     names = np.asarray(base.attrs.get("classes") or sorted(set(base["label_name"])), dtype=object)
     if len(names) > out["suggested_label"].max():
         out["suggested_label_name"] = names[out["suggested_label"].to_numpy()]
+    out["assessment"] = np.where(out["is_label_error"].to_numpy(), "likely mislabeled",
+                                 out["region"].to_numpy(dtype=object)).astype(object)
     out.attrs.update(base.attrs)
+    if len(frames) > 1 and "label_error_score" in base.columns:
+        stability = seed_stability([f["label_error_score"].to_numpy(dtype=np.float64)
+                                    for f in frames])
+        out.attrs["seed_stability"] = {"mean": float(stability["mean"]),
+                                       "matrix": np.asarray(stability["matrix"]).tolist()}
     return out
