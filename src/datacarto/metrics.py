@@ -292,8 +292,7 @@ def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
     never_learned, first_learned_epoch, threshold_closeness, aum, entropy (NaN without stored
     logits), mean_loss, region, label_error_score, suggested_label, suggested_label_name,
     is_label_error, assessment ('likely mislabeled', else the region: 'ambiguous', 'hard',
-    'easy'). ``attrs``: epochs, classes, and label_errors (the detector's ``info``: window,
-    memorisation, message, calibration, unavailable, ...; plain JSON-serialisable types).
+    'easy'). ``attrs``: epochs, classes.
 
     ``regions`` and ``label_errors`` pass options to :func:`datacarto.regions.assign_regions`
     and :func:`datacarto.label_errors.detect_label_errors`.
