@@ -177,10 +177,15 @@ def test_flag_default(capsys, run_dir):
     assert (table["assessment"][~flagged] == m.loc[table["id"], "region"][~flagged].to_numpy()).all()
     assert set(table["assessment"]) <= {"likely mislabeled", "ambiguous", "hard"}
     assert flagged.sum() > 0  # the fixture has examples whose label the model rejects
+    from datacarto.commands._common import detector_notes
+
     lines = out.splitlines()
+    notes = detector_notes(m)
     assert lines[0].startswith(f"{len(table)} of {N} examples listed (")
-    assert len(lines) == 1 + 1 + min(10, len(table)) + 1  # summary, header, rows, wrote
-    assert lines[2].split()[0] == str(table["id"][0])
+    assert lines[1:1 + len(notes)] == notes
+    # summary, detector notes, header, rows, wrote
+    assert len(lines) == 1 + len(notes) + 1 + min(10, len(table)) + 1
+    assert lines[2 + len(notes)].split()[0] == str(table["id"][0])
 
 
 def test_flag_all_with_text_from_data(capsys, run_dir, data_csv, tmp_path):

@@ -198,6 +198,8 @@ def test_aggregate_runs_mean_and_std() -> None:
     np.testing.assert_allclose(agg["confidence"], stack.mean(axis=0))
     np.testing.assert_allclose(agg["confidence_std"], stack.std(axis=0))
     assert (agg["n_runs"] == 3).all()
+    assert agg.attrs["label_errors"]["message"].startswith("scores averaged over 3 runs")
+    assert "label_errors" in frames[0].attrs and "window" in frames[0].attrs["label_errors"]
     assert set(agg["region"]) <= {"easy", "ambiguous", "hard"}
 
 

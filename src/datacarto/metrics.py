@@ -277,9 +277,7 @@ def _assemble_frame(ids: np.ndarray, labels: np.ndarray, classes: Any,
     frame["assessment"] = flags["assessment"]
     frame.attrs["epochs"] = [int(e) for e in epochs]
     frame.attrs["classes"] = list(classes)
-    # attrs["label_errors"] = info is held back until tests/test_cli.py::test_flag_default
-    # allows the detector notes that `datacarto flag` prints from it (its owner updates it)
-    del info
+    frame.attrs["label_errors"] = info
     return frame
 
 
@@ -292,7 +290,8 @@ def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
     never_learned, first_learned_epoch, threshold_closeness, aum, entropy (NaN without stored
     logits), mean_loss, region, label_error_score, suggested_label, suggested_label_name,
     is_label_error, assessment ('likely mislabeled', else the region: 'ambiguous', 'hard',
-    'easy'). ``attrs``: epochs, classes.
+    'easy'). ``attrs``: epochs, classes, label_errors (the detector's ``info``: epoch window,
+    memorisation message, flag calibration, components unavailable from the run).
 
     ``regions`` and ``label_errors`` pass options to :func:`datacarto.regions.assign_regions`
     and :func:`datacarto.label_errors.detect_label_errors`.
@@ -356,6 +355,14 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
     out["assessment"] = np.where(out["is_label_error"].to_numpy(), "likely mislabeled",
                                  out["region"].to_numpy(dtype=object)).astype(object)
     out.attrs.update(base.attrs)
+    if len(frames) > 1:
+        # each run chose its own window and calibration; say how the flags were combined
+        out.attrs["label_errors"] = {
+            "message": f"scores averaged over {len(frames)} runs; flagged where at least half of "
+                       "the runs flag the example",
+            "calibration": "majority of the runs' own calibrated flags",
+            "unavailable": sorted({u for f in frames
+                                   for u in (f.attrs.get("label_errors") or {}).get("unavailable", [])})}
     if len(frames) > 1 and "label_error_score" in base.columns:
         stability = seed_stability([f["label_error_score"].to_numpy(dtype=np.float64)
                                     for f in frames])
