@@ -206,8 +206,13 @@ def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
                    f"the label-error score uses epochs {first}..{int(ep[best])} (best held-out "
                    "accuracy)")
         else:
-            msg = (f"no memorisation: held-out accuracy keeps up with training accuracy; the "
-                   f"score uses epochs {first}..{int(ep[best])}")
+            # the gap may still grow while held-out accuracy improves: say both, so this
+            # agrees with a memorisation curve printed beside it
+            ahead = (f"; training accuracy ends {gap[-1]:+.3f} ahead of held-out accuracy"
+                     if gap[-1] > MEMORISATION_GAP else "")
+            msg = (f"held-out accuracy is still at its best by epoch {int(ep[best])} "
+                   f"({held[best]:.3f}), so the label-error score uses epochs "
+                   f"{first}..{int(ep[best])}{ahead}")
         return WindowChoice(first, int(ep[best]), bool(memorised), "held-out accuracy", msg)
     knee = _fit_knee(acc, n_examples)
     if knee is not None:
