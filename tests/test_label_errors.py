@@ -298,3 +298,13 @@ def test_prepare_errors() -> None:
         le.prepare(10, [1, 2, 3], n_classes=1, logits=True, window=None)
     with pytest.raises(ValueError, match="method"):
         le.check_options(method="nope")
+
+
+def test_window_message_reports_a_growing_gap_without_claiming_no_memorisation() -> None:
+    from datacarto.label_errors import choose_window
+
+    w = choose_window([0.6, 0.8, 0.9, 0.95], [0.55, 0.6, 0.65, 0.7])
+    assert not w.memorisation and w.spec == "1:4"
+    assert w.message == ("held-out accuracy is still at its best by epoch 4 (0.700), so the "
+                         "label-error score uses epochs 1..4; training accuracy ends +0.250 ahead "
+                         "of held-out accuracy")
