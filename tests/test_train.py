@@ -340,3 +340,12 @@ def test_finetune_tiny(tmp_path):
     result = pipeline.execute(prep, options, out, progress=Progress(quiet=True))
     assert len(result.metrics) == 16
     assert load(out).epochs == [1]
+
+
+def test_feature_patterns_skip_the_label_and_id_columns():
+    frame = _frame().drop(columns=["text"]).assign(key=[f"k{i}" for i in range(len(_frame()))])
+    prepared = pipeline.prepare(frame, RunOptions(label_column="y", id_column="key",
+                                                  feature_columns="*"), source="d.csv")
+    assert prepared.feature_columns == ["x1", "x2"]
+    with pytest.raises(SchemaError, match=r"no column 'y\*' \(feature columns\)"):
+        pipeline.prepare(frame, RunOptions(label_column="y", feature_columns="y*"), source="d.csv")

@@ -141,7 +141,10 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _resolve_columns(frame: pd.DataFrame, spec: Sequence[str] | str, source: str) -> list[str]:
+def _resolve_columns(frame: pd.DataFrame, spec: Sequence[str] | str, source: str,
+                     reserved: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Feature columns named or matched by ``spec``; patterns such as ``'*'`` skip the
+    ``reserved`` label and id columns, which only an explicit name can (wrongly) ask for."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
     items = [s for s in items if s]
     if not items:
@@ -153,7 +156,7 @@ def _resolve_columns(frame: pd.DataFrame, spec: Sequence[str] | str, source: str
         if item in columns:
             hits = [item]
         else:
-            hits = [c for c in columns if fnmatch.fnmatchcase(c, item)]
+            hits = [c for c in columns if fnmatch.fnmatchcase(c, item) and c not in reserved]
             if not hits:
                 raise SchemaError(f"{source}: no column {item!r} (feature columns); columns are "
                                   f"{_preview_columns(columns)}.")
@@ -246,7 +249,7 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
     else:
         kind = "tabular"
         assert options.feature_columns is not None
-        features = _resolve_columns(frame, options.feature_columns, source)
+        features = _resolve_columns(frame, options.feature_columns, source, reserved)
         clash = [c for c in features if c in reserved]
         if clash:
             raise InputError(f"{source}: feature column {clash[0]!r} is also the label or id "
