@@ -53,7 +53,7 @@ METHODS = {
     "datacarto": ("**datacarto default**", "datacarto"),
     "datacarto_nohold": ("datacarto, no held-out curve", "variant"),
     "conf": ("1 - confidence", "component"),
-    "conf_window": ("1 - confidence, early window", "component"),
+    "conf_window": ("1 - confidence, default's window", "component"),
     "aum": ("AUM (negated)", "component"),
     "variability": ("variability", "component"),
     "forgetting": ("forgetting events", "component"),
@@ -296,11 +296,6 @@ def run_setting(data: Data, kind: str, rate: float, noise_seed: int, train_seeds
     out: dict[str, Any] = {"dataset": data.name, "noise": kind, "rate": rate, "seed": noise_seed,
                            "n": len(labels), "n_flipped": int(flipped.sum())}
     dyn, held, t_dc = record_run(data, labels, val_labels, noise_seed)
-    if dump is not None:  # raw curves for studying the method offline
-        dump.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(dump / f"{data.name}_{kind}_{rate}_{noise_seed}.npz",
-                            logits=dyn.logits, labels=labels, flipped=flipped, y=data.y, held=held,
-                            n_val=len(val_labels))
     default = detect_label_errors(dyn, heldout_accuracy=held)
     nohold = detect_label_errors(dyn)
     scores = {"datacarto": default["label_error_score"], "datacarto_nohold": nohold["label_error_score"],
@@ -313,6 +308,12 @@ def run_setting(data: Data, kind: str, rate: float, noise_seed: int, train_seeds
     for key, epoch_index in (("cleanlab", data.epochs - 1), ("cleanlab_es", best)):
         scores[key], flags[key], suggestions[key] = _cleanlab(labels, oof[epoch_index])
     scores["random"] = np.random.default_rng(noise_seed).random(len(labels))
+    if dump is not None:  # raw curves and every rival's score, for studying the method offline
+        dump.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(dump / f"{data.name}_{kind}_{rate}_{noise_seed}.npz",
+                            logits=dyn.logits, labels=labels, flipped=flipped, y=data.y, held=held,
+                            n_val=len(val_labels),
+                            **{f"score_{key}": s for key, s in scores.items()})
     if flipped.any() and not flipped.all():
         for key, s in scores.items():
             out[f"{key}.ap"] = average_precision(flipped, s)

@@ -120,8 +120,13 @@ def test_heldout_curve_from_run_metadata(tmp_path) -> None:  # type: ignore[no-u
 def test_choose_window_cases() -> None:
     flat = choose_window([0.5, 0.7, 0.75, 0.76, 0.76, 0.76, 0.77, 0.77])
     assert (flat.spec, flat.memorisation, flat.source) == ("1:8", False, "all epochs")
+    # held-out accuracy still at its best at the end (still learning): the latest third
     keeps_up = choose_window([.5, .6, .7, .72], [.48, .58, .66, .7])
-    assert (keeps_up.spec, keeps_up.memorisation) == ("1:4", False)
+    assert (keeps_up.spec, keeps_up.memorisation) == ("3:4", False)
+    rising = np.linspace(0.5, 0.8, 30)
+    late = choose_window(rising, rising - 0.02, epochs=np.arange(31, 61))
+    assert (late.first, late.last, late.memorisation) == (51, 60, False)
+    assert "the last third: the model is still learning" in late.message
     # training accuracy reaches 1 on noisy labels: the knee ends the window
     fits = choose_window([.5, .7, .78, .8, .8, .81, .83, .87, .92, .96, .99, 1.0], n_examples=500)
     assert fits.memorisation and fits.source == "training dynamics" and fits.last <= 6
@@ -304,7 +309,7 @@ def test_window_message_reports_a_growing_gap_without_claiming_no_memorisation()
     from datacarto.label_errors import choose_window
 
     w = choose_window([0.6, 0.8, 0.9, 0.95], [0.55, 0.6, 0.65, 0.7])
-    assert not w.memorisation and w.spec == "1:4"
+    assert not w.memorisation and w.spec == "3:4"
     assert w.message == ("held-out accuracy is still at its best by epoch 4 (0.700), so the "
-                         "label-error score uses epochs 1..4; training accuracy ends +0.250 ahead "
-                         "of held-out accuracy")
+                         "label-error score uses epochs 3..4 (the last third: the model is still "
+                         "learning); training accuracy ends +0.250 ahead of held-out accuracy")
