@@ -14,8 +14,9 @@ Default method, ``"noise_posterior"``, from ONE training run:
    scores. Held-out and training accuracies are smoothed (running mean over
    ``max(3, E // 6)`` epochs); ``m`` is the latest epoch whose held-out accuracy is within
    0.01 of the best and whose train-minus-held-out gap has grown by at most 0.03 since the
-   first such epoch. If ``m`` is the last epoch (held-out accuracy still improving: an
-   underfitting run, nothing memorised yet) the window is the last third of the run,
+   first such epoch. If ``m`` is the last epoch and held-out accuracy still rose by more
+   than 0.01 over the last third (an underfitting run, nothing memorised yet) the window is
+   the last third of the run,
    ``floor(2E/3) + 1..E``: the latest probabilities are the most informative, the early,
    under-trained epochs only blur them. Without a held-out curve, memorisation is
    read from the training accuracy on the given labels: once the clean patterns are learned
