@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_fraction
 from .dynamics import TrainingDynamics, parse_epoch_window
 from .errors import InputError
 
@@ -703,12 +704,6 @@ def stable_flags(flags: list[Any], *, min_fraction: float = 1.0) -> np.ndarray:
     """
     if not flags:
         raise InputError("stable_flags needs the flags of at least 1 run; got none.")
-    try:
-        frac = float(min_fraction)
-    except (TypeError, ValueError):
-        frac = float("nan")
-    if not (0.0 < frac <= 1.0):
-        raise InputError(f"The 'min_fraction' parameter of stable_flags must be a float in (0, 1]. "
-                         f"Got {min_fraction!r} instead.")
+    frac = check_fraction(min_fraction, name="min_fraction", where="stable_flags")
     stack = np.stack([np.asarray(f, dtype=bool) for f in flags])
     return stack.sum(axis=0) >= np.ceil(frac * len(flags) - 1e-9)
