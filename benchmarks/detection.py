@@ -424,24 +424,37 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "–" if x != x else f"{x:.{digits}f}"
 
 
+def _by_data_and_noise(rows: list[dict[str, Any]]) -> Any:
+    """``(dataset, noise kind, rows)`` for every pair present, in benchmark order."""
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        for kind in NOISE_KINDS:
+            group = [r for r in rows if r["dataset"] == ds and r["noise"] == kind]
+            if group:
+                yield ds, kind, group
+
+
+def _bold_best(values: list[float]) -> list[str]:
+    """Formatted values, the largest (after rounding) in bold."""
+    cells = [_fmt(v) for v in values]
+    best = max(cells, key=lambda c: float("-inf") if c == _fmt(float("nan")) else float(c))
+    return [f"**{c}**" if c == best else c for c in cells]
+
+
 def summary_table(rows: list[dict[str, Any]]) -> list[str]:
     """The README table: per data set and noise type, means over rates and seeds."""
     lines = ["| data | noise | AP datacarto | AP cleanlab | AP cleanlab (early-stopped) | "
              "AP 1 − confidence | flag F1 datacarto | flag F1 cleanlab | suggestion acc. "
              "datacarto / cleanlab | compute vs cleanlab |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        for kind in NOISE_KINDS:
-            g = [r for r in rows if r["dataset"] == ds and r["noise"] == kind]
-            if not g:
-                continue
-            comp = _mean(g, "compute.datacarto") / _mean(g, "compute.cleanlab")
-            lines.append(
-                f"| {ds} | {kind} | **{_fmt(_mean(g, 'datacarto.ap'))}** | {_fmt(_mean(g, 'cleanlab.ap'))} | "
-                f"{_fmt(_mean(g, 'cleanlab_es.ap'))} | {_fmt(_mean(g, 'conf.ap'))} | "
-                f"**{_fmt(_mean(g, 'datacarto.flag_f1'))}** | {_fmt(_mean(g, 'cleanlab.flag_f1'))} | "
-                f"{_fmt(_mean(g, 'datacarto.suggestion'))} / {_fmt(_mean(g, 'cleanlab.suggestion'))} | "
-                f"{comp:.2f}× |")
+    for ds, kind, g in _by_data_and_noise(rows):
+        comp = _mean(g, "compute.datacarto") / _mean(g, "compute.cleanlab")
+        ap = _bold_best([_mean(g, f"{m}.ap") for m in ("datacarto", "cleanlab", "cleanlab_es",
+                                                      "conf")])
+        f1 = _bold_best([_mean(g, "datacarto.flag_f1"), _mean(g, "cleanlab.flag_f1")])
+        lines.append(
+            f"| {ds} | {kind} | {' | '.join(ap)} | {' | '.join(f1)} | "
+            f"{_fmt(_mean(g, 'datacarto.suggestion'))} / {_fmt(_mean(g, 'cleanlab.suggestion'))} | "
+            f"{comp:.2f}× |")
     return lines
 
 
@@ -540,16 +553,12 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, skipped: list[s
             "| data | noise | flipped → likely mislabeled | clean hard (n) | flagged: datacarto | "
             "flagged: cleanlab | clean ambiguous (n) | flagged: datacarto | flagged: cleanlab |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        for kind in NOISE_KINDS:
-            g = [r for r in rows if r["dataset"] == ds and r["noise"] == kind]
-            if not g:
-                continue
-            out.append(f"| {ds} | {kind} | {_fmt(_mean(g, 'flipped.assessed_mislabeled'))} | "
-                       f"{_mean(g, 'clean_hard.n'):.0f} | {_fmt(_mean(g, 'clean_hard.datacarto_flagged'))} | "
-                       f"{_fmt(_mean(g, 'clean_hard.cleanlab_flagged'))} | {_mean(g, 'clean_ambiguous.n'):.0f} | "
-                       f"{_fmt(_mean(g, 'clean_ambiguous.datacarto_flagged'))} | "
-                       f"{_fmt(_mean(g, 'clean_ambiguous.cleanlab_flagged'))} |")
+    for ds, kind, g in _by_data_and_noise(rows):
+        out.append(f"| {ds} | {kind} | {_fmt(_mean(g, 'flipped.assessed_mislabeled'))} | "
+                   f"{_mean(g, 'clean_hard.n'):.0f} | {_fmt(_mean(g, 'clean_hard.datacarto_flagged'))} | "
+                   f"{_fmt(_mean(g, 'clean_hard.cleanlab_flagged'))} | {_mean(g, 'clean_ambiguous.n'):.0f} | "
+                   f"{_fmt(_mean(g, 'clean_ambiguous.datacarto_flagged'))} | "
+                   f"{_fmt(_mean(g, 'clean_ambiguous.cleanlab_flagged'))} |")
     out += ["", "## Memorisation", "",
             "Final training accuracy on the given (noisy) labels vs validation accuracy, the window the "
             "default chose from the held-out curve (and from the run alone), the share of runs where "
