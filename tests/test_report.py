@@ -186,6 +186,6 @@ def test_cli_report_errors(built, tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "no such run directory" in capsys.readouterr().err
     no_text = tmp_path / "nt.csv"
-    pd.DataFrame({"label": ["neg"] * 60}).to_csv(no_text, index=False)
+    pd.read_csv(data)[["label"]].to_csv(no_text, index=False)  # same labels, no text column
     assert main(["report", str(run), "--data", str(no_text), "-o", str(tmp_path / "x.html")]) == 0
     assert "has no text column" in capsys.readouterr().err

@@ -253,8 +253,9 @@ def test_prepare_finetune_base_checks(tmp_path):
 
 def test_prepare_resolves_patterns_and_defaults():
     prep = pipeline.prepare(_frame(), RunOptions(label_column="y", feature_columns="x*"))
-    assert prep.feature_columns == ["x1", "x2"] and prep.model == "linear"
-    assert prep.epochs == pipeline.DEFAULT_EPOCHS["linear"] and prep.ids.tolist() == list(range(30))
+    # auto is resolved by execute() from held-out curves: nothing chosen yet
+    assert prep.feature_columns == ["x1", "x2"] and prep.model == "auto" and prep.epochs is None
+    assert prep.ids.tolist() == list(range(30))
     prep = pipeline.prepare(_frame(), RunOptions(label_column="y", feature_columns=["x2"],
                                                  model="mlp", hidden=7, epochs=2))
     assert prep.hyper["hidden"] == 7 and prep.epochs == 2

@@ -13,6 +13,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import commands
@@ -38,16 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: object) -> str:
+    """Messages are one line on stderr, whatever the message holds (a path with a newline...)."""
+    return " ".join(str(text).split("\n")).replace("\r", " ")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    print(f"datacarto: warning: {_one_line(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 on success, 2 on a user error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        if not args.debug:  # a warning is one line "datacarto: warning: ...", not Python's two
+            warnings.showwarning = _show_warning
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except DatacartoError as err:
         if args.debug:
             raise
-        print(f"datacarto: error: {err}", file=sys.stderr)
+        print(f"datacarto: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE_ERROR
     except BrokenPipeError:
         # `datacarto flag RUN | head`: the reader left; silence the flush at exit like other tools
@@ -58,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        print(f"datacarto: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"datacarto: error: {_one_line(f'{where}{err.strerror or err}')}", file=sys.stderr)
         return EXIT_USAGE_ERROR
     except KeyboardInterrupt:
         print("datacarto: interrupted", file=sys.stderr)

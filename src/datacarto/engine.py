@@ -419,7 +419,7 @@ def _frame(plan: _Plan, ids: np.ndarray, classes: tuple[str, ...], res: _Results
     assert plan.detector is not None
     conf, var = r["confidence"], r["variability"]
     stats = {k: r.pop(k) for k in ("probs", "suggested_label", "vote_majority") if k in r}
-    flags = le.finish(plan.detector, stats, r["label"], conf, var)
+    flags = le.finish(plan.detector, stats, r["label"], conf, var, ids=ids)
     del stats
     region = assign_regions(conf, var, **(regions or {}))
     return _assemble_frame(ids, r["label"], classes, r, region, flags, plan.epoch_numbers,

@@ -68,6 +68,7 @@ import numpy as np
 from ._validation import check_fraction
 from .dynamics import TrainingDynamics, parse_epoch_window
 from .errors import InputError
+from .store import HeldOut
 
 __all__ = ["ASSESSMENTS", "DEFAULT_METHOD", "LABEL_ERROR_METHODS", "DetectionPlan", "NoiseModel",
            "WindowChoice", "check_options", "choose_window", "chunk_probs", "detect_label_errors",
@@ -366,6 +367,91 @@ def _check_threshold(threshold: Any) -> float | None:
     return value
 
 
+# ------------------------------------------------------------------------------ fit check
+#: The model "fits" when its balanced accuracy beats chance (1 / classes, what predicting
+#: any single class scores) by more than FIT_MARGIN and by FIT_Z standard errors.
+FIT_MARGIN = 0.03
+FIT_Z = 3.0
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """Whether the model learned enough from the features to tell wrong labels from hard rows.
+
+    ``source`` is ``"held-out"`` (cross-fitted predictions: the real test) or ``"training"``
+    (the run's own predictions over the window; weaker, a memorising model passes it).
+    """
+
+    ok: bool
+    source: str
+    accuracy: float
+    balanced_accuracy: float
+    majority: float
+    chance: float
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": bool(self.ok), "source": self.source, "accuracy": round(self.accuracy, 6),
+                "balanced_accuracy": round(self.balanced_accuracy, 6),
+                "majority": round(self.majority, 6), "chance": round(self.chance, 6),
+                "message": self.message}
+
+
+def check_fit(probs: np.ndarray, labels: np.ndarray, n_classes: int, *,
+              source: str = "held-out") -> FitCheck:
+    """Is the balanced accuracy of ``argmax probs`` clearly above chance?
+
+    Balanced accuracy ``b = mean_k P(pred = k | y = k)`` over the C classes present; chance
+    (any constant prediction, including the majority class) is ``1/C``. Under no signal each
+    recall has standard error about ``sqrt((1/C)(1 - 1/C) / n_k)``, so
+    ``se = sqrt(sum_k (1/C)(1 - 1/C) / n_k) / C``. The model fits when
+    ``b - 1/C > max(FIT_MARGIN, FIT_Z * se)``.
+
+    Examples
+    --------
+    >>> y = np.array([0] * 60 + [1] * 40)
+    >>> check_fit(np.eye(2)[y], y, 2).ok                  # perfect predictions
+    True
+    >>> check_fit(np.tile([0.6, 0.4], (100, 1)), y, 2).ok  # always the majority class
+    False
+    """
+    pred = probs.argmax(axis=1)
+    counts = np.bincount(labels, minlength=n_classes)
+    present = counts > 0
+    c = int(present.sum())
+    hits = np.bincount(labels[pred == labels], minlength=n_classes)
+    bal = float((hits[present] / counts[present]).mean())
+    acc = float((pred == labels).mean())
+    majority = float(counts.max() / counts.sum())
+    chance = 1.0 / c
+    se = float(np.sqrt((chance * (1 - chance) / counts[present]).sum()) / c)
+    ok = bal - chance > max(FIT_MARGIN, FIT_Z * se)
+    figures = (f"{source} balanced accuracy {bal:.3f} vs {chance:.3f} for always predicting one "
+               f"class; accuracy {acc:.3f} vs majority share {majority:.3f}")
+    if ok:
+        message = f"fit check passed: {figures}"
+    else:
+        message = (f"fit check failed: the model predicts the given labels no better than chance "
+                   f"({figures}), so nothing is flagged. The labels may carry no signal that these "
+                   "features show, or the model is too weak: try other features, --model mlp "
+                   "(tabular) or more --epochs")
+    return FitCheck(bool(ok), source, acc, bal, majority, chance, message)
+
+
+def _heldout_probs(plan: DetectionPlan, ids: np.ndarray | None) -> np.ndarray | None:
+    """Mean held-out probabilities (N, K) over the window's epochs (all if none overlap)."""
+    held = plan.heldout
+    if held is None:
+        return None
+    if ids is None or len(ids) != len(held.ids) or not np.array_equal(
+            np.asarray(ids).astype(str), np.asarray(held.ids).astype(str)):
+        raise InputError("detect_label_errors: the held-out logits list other examples than the "
+                         "run (ids differ); they belong to another run.")
+    keep = (held.epochs >= plan.window.first) & (held.epochs <= plan.window.last)
+    z = held.logits[keep] if keep.any() else held.logits
+    return epoch_averaged_probs(np.swapaxes(z, 0, 1))
+
+
 # ------------------------------------------------------------------------------- detector
 @dataclass
 class _Info:
@@ -373,11 +459,13 @@ class _Info:
     n_estimated_errors: int
     calibration: str
     unavailable: list[str] = field(default_factory=list)
+    fit: FitCheck | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain Python types only (JSON-serialisable: it goes into ``DataFrame.attrs``)."""
         w = self.window
-        return {"window": w.spec, "memorisation": bool(w.memorisation),
+        return {"fit": None if self.fit is None else self.fit.as_dict(),
+                "window": w.spec, "memorisation": bool(w.memorisation),
                 "memorisation_epoch": int(w.last) if w.memorisation else None,
                 "window_source": str(w.source), "message": str(w.message),
                 "n_estimated_errors": int(self.n_estimated_errors),
@@ -386,7 +474,7 @@ class _Info:
 
 
 #: Keyword options of :func:`detect_label_errors` (and :func:`prepare`) besides the inputs.
-OPTIONS = ("method", "window", "heldout_accuracy", "threshold", "regions")
+OPTIONS = ("method", "window", "heldout_accuracy", "heldout", "threshold", "regions")
 _UNAVAILABLE_LOGITS = ["logits: the probabilities of classes other than the gold and runner-up "
                        "are spread evenly (noise model and suggestions are approximate)", "entropy"]
 #: Rows per softmax slice in :func:`chunk_probs` (8192 x E=10 x K=10 float64 = 6.5 MB).
@@ -410,6 +498,7 @@ class DetectionPlan:
     window: WindowChoice  # the epochs the score averages over
     logits: bool  # whether the chunks carry full logits
     regions: dict[str, Any] | None = None
+    heldout: HeldOut | None = None  # cross-fitted logits (datacarto run's side models)
 
     @property
     def keep(self) -> np.ndarray:
@@ -431,7 +520,8 @@ def prepare(n_examples: int, epochs: Any, train_accuracy: Any = None,
             method: str = DEFAULT_METHOD,
             window: str | tuple[int | None, int | None] | None = "auto",
             heldout_accuracy: Any = None, threshold: float | None = None,
-            regions: dict[str, Any] | None = None) -> DetectionPlan:
+            regions: dict[str, Any] | None = None, heldout: HeldOut | None = None
+            ) -> DetectionPlan:
     """Stage 1 of :func:`detect_label_errors`: validate the options and choose the epoch window.
 
     Parameters
@@ -447,11 +537,18 @@ def prepare(n_examples: int, epochs: Any, train_accuracy: Any = None,
         The run's metadata (its ``curve`` gives the held-out accuracy when none is passed).
     logits : bool
         Whether full logits are stored (else the probabilities are rebuilt, approximately).
-    method, window, heldout_accuracy, threshold, regions
+    method, window, heldout_accuracy, threshold, regions, heldout
         As for :func:`detect_label_errors`.
     """
     where = "detect_label_errors"
     method, thr = check_options(method=method, threshold=threshold)
+    if heldout is not None and not isinstance(heldout, HeldOut):
+        raise InputError(f"{where}: heldout must be a datacarto.store.HeldOut (as read by "
+                         f"datacarto.store.read_heldout) or None; got {type(heldout).__name__}.")
+    if heldout is not None and heldout.logits.shape[1:] != (n_examples, n_classes):
+        raise InputError(f"{where}: the held-out logits cover {heldout.logits.shape[1]} examples "
+                         f"x {heldout.logits.shape[2]} classes but the run has {n_examples} x "
+                         f"{n_classes}; they belong to another run.")
     if n_classes < 2:
         raise InputError(f"{where}: the run has {n_classes} class; label errors need at "
                          "least 2 classes.")
@@ -484,7 +581,7 @@ def prepare(n_examples: int, epochs: Any, train_accuracy: Any = None,
                                n_examples=n_examples)
     return DetectionPlan(method=method, threshold=thr, n_examples=int(n_examples),
                          n_classes=int(n_classes), epochs=ep, window=choice, logits=bool(logits),
-                         regions=dict(regions) if regions else None)
+                         regions=dict(regions) if regions else None, heldout=heldout)
 
 
 def softmax_stats(logits: np.ndarray, keep: np.ndarray | None = None
@@ -552,12 +649,14 @@ def chunk_probs(plan: DetectionPlan, dynamics: TrainingDynamics, *,
 
 
 def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray,
-           confidence: np.ndarray, variability: np.ndarray) -> dict[str, Any]:
+           confidence: np.ndarray, variability: np.ndarray,
+           ids: np.ndarray | None = None) -> dict[str, Any]:
     """Stage 3 of :func:`detect_label_errors`: noise model, scores, flags and assessment.
 
     Needs every example at once (the noise model's per-class thresholds, the flag count).
     ``stats`` holds :func:`chunk_probs`' results for all N examples (chunks concatenated in
-    row order); ``labels``, ``confidence`` and ``variability`` are (N,). Returns what
+    row order); ``labels``, ``confidence`` and ``variability`` are (N,); ``ids`` (N,), needed
+    with ``plan.heldout``, checks that the held-out rows are the same examples. Returns what
     :func:`detect_label_errors` returns.
     """
     from .regions import assign_regions
@@ -568,6 +667,14 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
         result = _finish_legacy(plan, stats, labels, confidence)
     else:
         probs = stats["probs"]
+        held = _heldout_probs(plan, ids)
+        if held is not None:
+            # in-sample dynamics and cross-fitted predictions fail differently (memorised
+            # labels vs. a model trained on half the rows): their average ranks better than
+            # either alone on every benchmark family (docs/label-errors.md)
+            probs = 0.5 * (probs + held)
+        fit = check_fit(held if held is not None else probs, labels, k,
+                        source="held-out" if held is not None else "training")
         model = NoiseModel.fit(probs, labels, k)
         score = np.empty(n)
         suggested = np.empty(n, dtype=np.int64)
@@ -577,16 +684,20 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
             if plan.method == "confidence":
                 score[a:b] = 1.0 - probs[a:b][np.arange(b - a), labels[a:b]]
         spec = plan.window.spec
+        source = (f"epochs {spec}" + (" averaged with the held-out (2-fold cross-fitted) "
+                                      "probabilities" if held is not None else ""))
         if plan.threshold is None:
             flagged = _top_n(score, model.n_errors)
             calibration = (f"confident learning: the {model.n_errors} highest scores, the number of "
-                           f"wrong labels the calibrated confident joint estimates on epochs "
-                           f"{spec}")
+                           f"wrong labels the calibrated confident joint estimates on {source}")
         else:
             flagged = score >= plan.threshold
             calibration = f"label_error_score >= {plan.threshold:g} (user threshold)"
+        if not fit.ok:
+            flagged = np.zeros(n, dtype=bool)
+            calibration = "nothing flagged: the fit check failed (scores are still computed)"
         unavailable = [] if plan.logits else list(_UNAVAILABLE_LOGITS)
-        info = _Info(plan.window, model.n_errors, calibration, unavailable)
+        info = _Info(plan.window, model.n_errors, calibration, unavailable, fit)
         result = {"label_error_score": score, "suggested_label": suggested,
                   "is_label_error": flagged, "info": info.as_dict()}
     region = assign_regions(np.asarray(confidence, dtype=np.float64),
@@ -600,7 +711,8 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
                         variability: np.ndarray | None = None, method: str = DEFAULT_METHOD,
                         window: str | tuple[int | None, int | None] | None = "auto",
                         heldout_accuracy: Any = None, threshold: float | None = None,
-                        regions: dict[str, Any] | None = None) -> dict[str, Any]:
+                        regions: dict[str, Any] | None = None,
+                        heldout: HeldOut | None = None) -> dict[str, Any]:
     """Score, suggested label, flag and assessment for every example (see the module docstring).
 
     The three stages :func:`prepare`, :func:`chunk_probs` (here over one chunk: every example)
@@ -620,6 +732,11 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
         Flag ``label_error_score >= threshold`` instead of the confident-learning count.
     regions : dict, optional
         Options of :func:`datacarto.regions.assign_regions` for the assessment.
+    heldout : datacarto.store.HeldOut, optional
+        Cross-fitted logits of every example (``datacarto run`` stores them in
+        ``heldout.parquet``; :meth:`datacarto.Run.metrics` passes them). With them the score
+        averages the window's in-sample probabilities with the held-out ones over the same
+        epochs, and the fit check reads the held-out predictions.
 
     Returns
     -------
@@ -636,10 +753,11 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
     plan = prepare(dynamics.n_examples, dynamics.epochs, acc, dynamics.meta,
                    n_classes=dynamics.n_classes, logits=dynamics.logits is not None,
                    method=method, window=window, heldout_accuracy=heldout_accuracy,
-                   threshold=threshold, regions=regions)
+                   threshold=threshold, regions=regions, heldout=heldout)
     conf = dynamics.gold_prob.astype(np.float64).mean(axis=1) if confidence is None else confidence
     var = dynamics.gold_prob.astype(np.float64).std(axis=1) if variability is None else variability
-    return finish(plan, chunk_probs(plan, dynamics), dynamics.labels, conf, var)
+    return finish(plan, chunk_probs(plan, dynamics), dynamics.labels, conf, var,
+                  ids=dynamics.ids)
 
 
 def _finish_legacy(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray,

@@ -361,6 +361,7 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
             "message": f"scores averaged over {len(frames)} runs; flagged where at least half of "
                        "the runs flag the example",
             "calibration": "majority of the runs' own calibrated flags",
+            "fit": (base.attrs.get("label_errors") or {}).get("fit"),
             "unavailable": sorted({u for f in frames
                                    for u in (f.attrs.get("label_errors") or {}).get("unavailable", [])})}
     if len(frames) > 1 and "label_error_score" in base.columns:

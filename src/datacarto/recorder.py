@@ -18,6 +18,7 @@ at ``end_epoch`` is O(N) ids, labels and row order, never O(N x K) outputs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -76,6 +77,10 @@ class Recorder:
         keeps the first occurrence.
     max_logit_classes : int
         Store full logits when K is at most this.
+    planned_epochs : int, optional
+        How many epochs the training will run. Recorded in ``run.json`` so that a run stopped
+        early (killed at epoch 2 of 30) says so: every command then notes "incomplete: 2 of 30
+        epochs".
     max_pending_rows : int
         With a path, rows of the current epoch kept in memory before they are spilled to a
         temporary part file under ``RUN/epochs/.pending/`` (merged at ``end_epoch``, removed
@@ -103,7 +108,8 @@ class Recorder:
                  on_duplicate: Literal["error", "first"] = "error",
                  max_logit_classes: int = store.DEFAULT_MAX_LOGIT_CLASSES,
                  meta: dict[str, Any] | None = None,
-                 max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS) -> None:
+                 max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
+                 planned_epochs: int | None = None) -> None:
         self.path = None if path is None else Path(path)
         self.classes = None if classes is None else [str(c) for c in classes]
         self.num_classes = num_classes
@@ -115,6 +121,7 @@ class Recorder:
         self.max_logit_classes = max_logit_classes
         self.max_pending_rows = max_pending_rows
         self.meta = dict(meta or {})
+        self.planned_epochs = planned_epochs
         self._spill_dir: Path | None = None
         self._reset_state()
 
@@ -181,6 +188,10 @@ class Recorder:
             self.num_classes = len(self.classes)
         if self.num_classes is not None and self.num_classes < 2:
             raise InputError(f"Recorder: num_classes must be at least 2; got {self.num_classes}.")
+        if self.planned_epochs is not None and (isinstance(self.planned_epochs, bool) or not isinstance(
+                self.planned_epochs, int) or self.planned_epochs < 1):
+            raise InputError(f"Recorder: planned_epochs must be a positive integer; got "
+                             f"{self.planned_epochs!r}.")
         if isinstance(self.max_pending_rows, bool) or not isinstance(self.max_pending_rows, int) \
                 or self.max_pending_rows < 1:
             raise InputError(f"Recorder: max_pending_rows must be a positive integer; got "
@@ -189,6 +200,7 @@ class Recorder:
             self._resume_from_disk()
         if self.path is not None:
             _remove_stale_spills(self.path / PENDING_DIR)
+            _remove_stale_temporaries(self.path)
         self._opened = True
 
     def _resume_from_disk(self) -> None:
@@ -250,7 +262,15 @@ class Recorder:
         if self._pending_kind is not None and self._pending_kind != _id_kind(ids_arr):
             raise InputError(f"{where}: ids are {_id_kind(ids_arr)} but earlier batches had "
                              f"{self._pending_kind} ids.")
-        self._add_pending(ids_arr, out.astype(np.float32), lab)
+        with np.errstate(over="ignore"):
+            out32 = out.astype(np.float32)
+        overflow = ~np.isfinite(out32)
+        if overflow.any():  # finite in float64 but beyond float32's range: would be stored as inf
+            i, j = (int(k) for k in np.argwhere(overflow)[0])
+            raise InputError(f"{where}: outputs[{i}, {j}] = {out[i, j]:.6g} (id={fmt_id(ids_arr[i])}) is "
+                             "too large to store as float32 (|x| <= 3.4e38); logits must be finite "
+                             "after the cast. The model has probably diverged.")
+        self._add_pending(ids_arr, out32, lab)
 
     # ------------------------------------------------------- pending rows
     def _add_pending(self, ids: np.ndarray, outputs: np.ndarray, labels: np.ndarray) -> None:
@@ -415,6 +435,8 @@ class Recorder:
             store.write_shard_chunks(self.path / name, epoch=epoch,
                                      chunks=_shard_chunks(ids, labels, order, parts, keep_logits))
         meta = dict(self._run_meta)
+        if self.planned_epochs is not None:
+            meta["planned_epochs"] = self.planned_epochs
         meta["epochs"] = sorted(set(meta["epochs"]) | {epoch})
         meta["shards"] = {**meta["shards"], str(epoch): [name]}
         store.write_run_json(self.path, meta)
@@ -554,6 +576,29 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass  # not empty (another recorder's spill) or already gone
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove ``.NAME.tmp-PID`` files (half-written by :func:`store.atomic_write`) in the run and
+    its ``epochs/`` whose process is gone: a run killed mid-write leaves them behind."""
+    if os.name != "posix":
+        return
+    for folder in (run_dir, run_dir / store.SHARD_DIR):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            m = _TEMPORARY.match(entry.name)
+            if not m or not entry.is_file() or int(m.group(1)) == os.getpid():
+                continue
+            try:
+                os.kill(int(m.group(1)), 0)  # signal 0: existence check only
+            except ProcessLookupError:
+                entry.unlink(missing_ok=True)
+            except (PermissionError, OverflowError, ValueError):
+                continue
 
 
 def _remove_stale_spills(root: Path) -> None:

@@ -11,6 +11,14 @@ Methods
     Most examples of a trained model sit near (0, 1), so most are easy; hard = low confidence
     and low variability; ambiguous = high variability. ``min_scale`` (0.1) keeps a map whose
     variability is all tiny from being split by noise.
+
+    Then the paper's order is enforced (:func:`keep_paper_order`): in a short or
+    under-trained run variability measures how *fast* a row is being learned, so the
+    best-learned rows can have the highest variability and land nearest the ambiguous
+    anchor. Ambiguous rows more confident than the easy region's mean move to easy, and
+    ambiguous rows less confident than the hard region's mean move to hard, until mean
+    confidence is easy > ambiguous > hard (and mean variability of ambiguous stays above
+    both others).
 ``"quantile"``
     The paper's selection view: ambiguous = top ``ambiguous_fraction`` (0.33) by variability;
     of the rest, hard = bottom ``hard_fraction`` (0.33) of all examples by confidence; the rest easy.
@@ -57,7 +65,7 @@ def assign_regions(confidence: np.ndarray, variability: np.ndarray, *,
         dist = np.stack([x**2 + (1 - conf) ** 2,          # easy
                          (x - 1) ** 2 + (conf - 0.5) ** 2,  # ambiguous
                          x**2 + conf**2])                   # hard
-        return names[dist.argmin(axis=0)]
+        return keep_paper_order(conf, var, names[dist.argmin(axis=0)])
     if method == "quantile":
         n = len(conf)
         out = np.full(n, "easy", dtype=object)
@@ -75,3 +83,60 @@ def assign_regions(confidence: np.ndarray, variability: np.ndarray, *,
     out = np.where(var >= variability_threshold, "ambiguous",
                    np.where(conf < confidence_threshold, "hard", "easy"))
     return out.astype(object)
+
+
+#: Rounds of :func:`keep_paper_order` (each moves rows one way; two or three suffice).
+_ORDER_ROUNDS = 10
+
+
+def paper_order_holds(confidence: np.ndarray, variability: np.ndarray,
+                      region: np.ndarray) -> bool:
+    """Mean confidence easy > ambiguous > hard and mean variability of ambiguous above both
+    others, over the regions that are not empty.
+
+    Examples
+    --------
+    >>> paper_order_holds(np.array([0.9, 0.5, 0.1]), np.array([0.0, 0.3, 0.0]),
+    ...                   np.array(["easy", "ambiguous", "hard"], dtype=object))
+    True
+    """
+    conf = {r: confidence[region == r].mean() for r in REGIONS if (region == r).any()}
+    var = {r: variability[region == r].mean() for r in REGIONS if (region == r).any()}
+    chain = [r for r in ("easy", "ambiguous", "hard") if r in conf]
+    ordered = all(conf[a] > conf[b] for a, b in zip(chain, chain[1:]))
+    spread = "ambiguous" not in var or all(var["ambiguous"] > var[r] for r in var if r != "ambiguous")
+    return bool(ordered and spread)
+
+
+def keep_paper_order(confidence: np.ndarray, variability: np.ndarray,
+                     region: np.ndarray) -> np.ndarray:
+    """Move ambiguous rows that break the paper's confidence order to easy or hard.
+
+    Per round: ambiguous rows whose confidence is at least the easy region's mean become
+    easy, those at most the hard region's mean become hard. Stops when nothing moves.
+
+    Examples
+    --------
+    >>> conf = np.array([0.95, 0.9, 0.97, 0.5, 0.1])
+    >>> var = np.array([0.01, 0.02, 0.30, 0.25, 0.02])
+    >>> r = np.array(["easy", "easy", "ambiguous", "ambiguous", "hard"], dtype=object)
+    >>> keep_paper_order(conf, var, r).tolist()
+    ['easy', 'easy', 'easy', 'ambiguous', 'hard']
+    """
+    region = np.asarray(region, dtype=object).copy()
+    for _ in range(_ORDER_ROUNDS):
+        amb = region == "ambiguous"
+        easy, hard = region == "easy", region == "hard"
+        moved = False
+        if easy.any():
+            up = amb & (confidence >= confidence[easy].mean())
+            if up.any():
+                region[up], moved = "easy", True
+        if hard.any():
+            down = (region == "ambiguous") & (confidence <= confidence[hard].mean())
+            if down.any():
+                region[down], moved = "hard", True
+        if not moved:
+            break
+    return region
+

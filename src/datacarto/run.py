@@ -33,6 +33,19 @@ class Run:
     def capture(self) -> str:
         return str(self.meta["capture"])
 
+    @property
+    def planned_epochs(self) -> int | None:
+        """The epochs the training meant to run (``Recorder(planned_epochs=...)``), if recorded."""
+        value = self.meta.get("planned_epochs")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def incomplete(self) -> str | None:
+        """``"incomplete: 2 of 30 epochs"`` when fewer epochs were committed than planned."""
+        planned = self.planned_epochs
+        if planned is not None and len(self.epochs) < planned:
+            return f"incomplete: {len(self.epochs)} of {planned} epochs"
+        return None
+
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}, classes={list(self.classes)}, epochs={self.epochs}, "
                 f"capture={self.capture!r})")
@@ -70,10 +83,19 @@ class Run:
         ``include_ci``, ``regions``, ``label_errors`` (as for :func:`compute_metrics`);
         ``engine="local"`` (threads in this process) or ``"dask"`` with ``scheduler`` an address
         such as ``"tcp://host:8786"``, a ``distributed.Client``, or None for a local cluster;
-        ``workers`` (local threads) and ``chunk_rows``.
+        ``workers`` (local threads) and ``chunk_rows``. A run written by ``datacarto run``
+        also has held-out logits (``heldout.parquet``), which the label-error detector uses
+        unless ``label_errors={"heldout": None}``.
         """
         from .engine import compute_run_metrics
+        from .store import read_heldout
 
+        detector = dict(options.get("label_errors") or {})
+        if "heldout" not in detector and detector.get("method") != "confident_learning":
+            # a `datacarto run` directory carries its side models' held-out logits
+            held = read_heldout(self.path)
+            if held is not None:
+                options = {**options, "label_errors": {**detector, "heldout": held}}
         return compute_run_metrics(self, engine=engine, scheduler=scheduler, **options)
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if not err.filename:  # e.g. ENOSPC from a write: say which file could not be written
+            raise OSError(err.errno, f"cannot write this file: {err.strerror or err}",
+                          str(path)) from err
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -132,7 +140,113 @@ def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("classes", "epochs", "shards", "capture", "id_type"):
         if key not in meta:
             raise SchemaError(f"{path}: missing key {key!r}")
+    validate_run_meta(meta, path)
     return meta
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _validate_extra(extra: dict[str, Any], path: Path) -> None:
+    """The fields of ``extra`` that datacarto itself reads back (source, curve, ...)."""
+    def bad(field: str, want: str, value: Any) -> SchemaError:
+        return SchemaError(f"{path}: field 'extra.{field}' must be {want}; got {_short(value)}.")
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    for key in ("source", "data"):
+        if key in extra and not isinstance(extra[key], (dict, str)) and extra[key] is not None:
+            raise bad(key, "an object", extra[key])
+        if isinstance(extra.get(key), dict):
+            for col in ("path", "label_column", "text_column", "id_column"):
+                value = extra[key].get(col)
+                if value is not None and not isinstance(value, str):
+                    raise bad(f"{key}.{col}", "a string or null", value)
+            fc = extra[key].get("feature_columns")
+            if fc is not None and not (isinstance(fc, list) and all(isinstance(c, str) for c in fc)):
+                raise bad(f"{key}.feature_columns", "a list of column names or null", fc)
+    if "curve" in extra:
+        curve = extra["curve"]
+        if not isinstance(curve, list) or not all(isinstance(p, dict) for p in curve):
+            raise bad("curve", "a list of objects (one per epoch)", curve)
+        for point in curve:
+            if not (isinstance(point.get("epoch"), int) and not isinstance(point.get("epoch"), bool)):
+                raise bad("curve[].epoch", "an integer", point.get("epoch"))
+            for k in ("train_acc", "halves_train_acc", "heldout_acc", "gap"):
+                if not number(point.get(k)):
+                    raise bad(f"curve[].{k}", "a number or null", point.get(k))
+    if "heldout_accuracy" in extra:
+        acc = extra["heldout_accuracy"]
+        if acc is not None and not (isinstance(acc, list) and all(number(v) for v in acc)):
+            raise bad("heldout_accuracy", "a list of numbers", acc)
+    for key in ("memorisation_epoch",):
+        v = extra.get(key)
+        if v is not None and not (isinstance(v, int) and not isinstance(v, bool)):
+            raise bad(key, "an integer or null", v)
+    for key in ("memorisation_gap",):
+        if not number(extra.get(key)):
+            raise bad(key, "a number", extra.get(key))
+
+
+def validate_run_meta(meta: dict[str, Any], path: Path) -> None:
+    """Check every field of run.json against the one schema; a SchemaError names the file and
+    the field. Fills ``num_classes``, ``logits_stored`` and ``extra`` when an older file lacks them."""
+    def bad(field: str, want: str) -> SchemaError:
+        return SchemaError(f"{path}: field {field!r} must be {want}; got {_short(meta.get(field))}.")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    classes = meta["classes"]
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise bad("classes", "a list of at least 2 class names (strings)")
+    if len(set(classes)) != len(classes):
+        raise bad("classes", "a list of distinct class names")
+    if "num_classes" not in meta:
+        meta["num_classes"] = len(classes)
+    if not is_int(meta["num_classes"]) or meta["num_classes"] != len(classes):
+        raise bad("num_classes", f"the number of classes ({len(classes)})")
+    if meta["capture"] not in ("pass", "eval"):
+        raise bad("capture", "'pass' or 'eval'")
+    if meta["id_type"] not in ("int", "str"):
+        raise bad("id_type", "'int' or 'str'")
+    for field, check, want in (
+            ("inputs", lambda v: v is None or isinstance(v, str), "a string"),
+            ("seed", lambda v: v is None or is_int(v), "an integer or null"),
+            ("data_fingerprint", lambda v: v is None or isinstance(v, str), "a string or null"),
+            ("datacarto_version", lambda v: v is None or isinstance(v, str), "a string"),
+            ("logits_stored", lambda v: v is None or isinstance(v, bool), "true or false"),
+            ("extra", lambda v: v is None or isinstance(v, dict), "an object"),
+            ("planned_epochs", lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or null")):
+        if not check(meta.get(field)):
+            raise bad(field, want)
+    meta["logits_stored"] = bool(meta.get("logits_stored"))
+    if meta.get("extra") is None:
+        meta["extra"] = {}
+    _validate_extra(meta["extra"], path)
+    epochs = meta["epochs"]
+    if not isinstance(epochs, list) or not all(is_int(e) and e >= 1 for e in epochs) \
+            or len(set(epochs)) != len(epochs):
+        raise bad("epochs", "a list of distinct epoch numbers (integers from 1)")
+    shards = meta["shards"]
+    if not isinstance(shards, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(n, str) and n for n in v)
+            for v in shards.values()):
+        raise bad("shards", "an object mapping each epoch to a list of shard file names")
+    root = os.path.realpath(path.parent)
+    for epoch in epochs:
+        names = shards.get(str(epoch))
+        if not names:
+            raise SchemaError(f"{path}: field 'shards' lists no shard for committed epoch {epoch}.")
+        for name in names:
+            target = os.path.realpath(os.path.join(root, name))
+            if os.path.isabs(name) or ".." in Path(name).parts or \
+                    os.path.commonpath([root, target]) != root:
+                raise SchemaError(f"{path}: field 'shards' names {name!r}, which is outside the run "
+                                  "directory; shard paths must stay inside it.")
 
 
 def _id_array(ids: np.ndarray) -> pa.Array:
@@ -369,3 +483,64 @@ def read_epoch(run_dir: Path, meta: dict[str, Any], epoch: int, paths: list[Path
         dup = sorted_ids[int(np.argmin(keep))]
         raise SchemaError(f"{paths[0]}: id {fmt_id(dup)} appears more than once in epoch {epoch}.")
     return {k: v[order][keep] for k, v in cols.items()}
+
+
+# ------------------------------------------------------------------------ held-out logits
+#: File of a ``datacarto run`` directory with the side models' held-out logits per epoch.
+HELDOUT_FILE = "heldout.parquet"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out logits of every example: ``logits[e, i]`` (E_h, N, K) float32 is the logit
+    vector that a model which did *not* train on example ``ids[i]`` gave it after epoch
+    ``epochs[e]``; ``folds`` (N,) says which half each example belongs to. Rows are in
+    ascending id order, as in a run's shards."""
+
+    ids: np.ndarray
+    epochs: np.ndarray
+    folds: np.ndarray
+    logits: np.ndarray
+
+
+def write_heldout(path: str | os.PathLike[str], ids: np.ndarray, folds: np.ndarray,
+                  logits: np.ndarray) -> None:
+    """Write :class:`HeldOut` data (rows in any order; stored sorted by id) atomically.
+
+    Columns: id, epoch (1-based), fold (0/1), logits (fixed-size list of K float32).
+    """
+    n_epochs, n, k = logits.shape
+    order = np.argsort(ids, kind="stable")
+    id_col = np.asarray(ids)[order]
+    table = pa.table({
+        "id": pa.array(np.tile(id_col.astype(str) if id_col.dtype.kind in "UO"
+                               else id_col.astype(np.int64), n_epochs)),
+        "epoch": pa.array(np.repeat(np.arange(1, n_epochs + 1, dtype=np.int32), n)),
+        "fold": pa.array(np.tile(np.asarray(folds)[order].astype(np.int8), n_epochs)),
+        "logits": pa.FixedSizeListArray.from_arrays(
+            pa.array(np.ascontiguousarray(logits[:, order], dtype=np.float32).reshape(-1)), k),
+    })
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def read_heldout(run_dir: str | os.PathLike[str]) -> HeldOut | None:
+    """The run's :class:`HeldOut` logits, or None when it has no ``heldout.parquet``."""
+    path = Path(run_dir) / HELDOUT_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+        epoch = table.column("epoch").to_numpy()
+        ids = table.column("id").to_numpy(zero_copy_only=False)
+        folds = table.column("fold").to_numpy()
+        col = table.column("logits").combine_chunks()
+        k = col.type.list_size
+        flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    except (OSError, KeyError, ValueError, AttributeError, pa.ArrowException) as err:
+        raise SchemaError(f"{path}: not a readable held-out logits file ({err}).") from None
+    epochs = np.unique(epoch)
+    n = len(ids) // max(len(epochs), 1)
+    if n * len(epochs) != len(ids) or not np.array_equal(epoch, np.repeat(epochs, n)):
+        raise SchemaError(f"{path}: every epoch must list the same {n} examples, in order.")
+    return HeldOut(ids=ids[:n], epochs=epochs.astype(np.int64), folds=folds[:n],
+                   logits=flat.reshape(len(epochs), n, k))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .._paths import check_output_path
+from ..errors import DatacartoError
 from ..run import Run, load
 
 
@@ -31,15 +34,44 @@ def add_metric_options(parser: argparse.ArgumentParser) -> None:
 def run_metrics(args: argparse.Namespace) -> tuple[Run, pd.DataFrame]:
     """Load ``args.run`` and compute its metrics with the common options."""
     run = load(args.run)
+    note_incomplete(run)
     metrics = run.metrics(epochs=args.epochs, include_ci=args.include_ci,
                           regions={"method": args.regions}, engine=args.engine,
                           scheduler=args.scheduler)
     return run, metrics
 
 
+def note_incomplete(run: Run) -> None:
+    """One note on stderr when the run stopped before its planned epochs."""
+    state = run.incomplete()
+    if state:
+        print(f"datacarto: note: {run.path} is {state} (training stopped early); the metrics "
+              "cover the recorded epochs only.", file=sys.stderr, flush=True)
+
+
 def default_output(run_dir: str | Path, name: str, given: str | None) -> Path:
     """``given`` if set, else ``RUN/name``."""
     return Path(given) if given else Path(run_dir) / name
+
+
+def recorded_data(run_dir: str | Path) -> Path | None:
+    """The data file a run records in run.json (``datacarto run``), if it is still there."""
+    from .. import store
+    from ..report.source import _locate, recorded_source
+
+    try:
+        meta = store.read_run_json(run_dir)
+    except (DatacartoError, OSError):
+        return None  # loading the run reports this properly
+    path = recorded_source(meta).get("path")
+    return _locate(str(path), Path(run_dir)) if isinstance(path, str) and path else None
+
+
+def guard_output(out: str | Path, *, runs: Sequence[str | Path] = (),
+                 data: Sequence[str | Path | None] = (), option: str = "-o") -> Path:
+    """:func:`datacarto._paths.check_output_path` with the runs' recorded data files as inputs."""
+    inputs = [*data, *(recorded_data(r) for r in runs)]
+    return check_output_path(out, inputs=inputs, run_dirs=runs, option=option)
 
 
 def info(message: str, *, quiet: bool = False, **_: Any) -> None:
@@ -53,6 +85,12 @@ def detector_notes(metrics: pd.DataFrame) -> list[str]:
     calibration, and any component that the stored run could not provide."""
     info = metrics.attrs.get("label_errors") or {}
     lines = []
+    fit = info.get("fit")
+    if isinstance(fit, dict) and fit.get("message"):
+        lines.append(str(fit["message"]))
+    elif "fit" in info:
+        lines.append("fit check: not possible without held-out predictions (a run recorded by "
+                     "`datacarto run` has them)")
     if info.get("message"):
         lines.append(f"label errors: {info['message']}")
     if info.get("calibration"):

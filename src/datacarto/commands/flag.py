@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..datafiles import data_format, write_data
 from ..errors import InputError, SchemaError
-from ._common import add_metric_options, default_output, detector_notes, run_metrics
+from ._common import add_metric_options, default_output, detector_notes, guard_output, run_metrics
 from .select import load_data_for_run
 
 COLUMNS = ("id", "label_name", "suggested_label_name", "label_error_score", "confidence",
@@ -63,10 +63,12 @@ def execute(args: argparse.Namespace) -> int:
     data_format(out)  # an unsupported extension fails before any work
     if args.data:
         data_format(args.data)
+    guard_output(out, runs=[args.run], data=[args.data])
     run, metrics = run_metrics(args)
     table = flag_table(metrics, include_all=args.all)
     if args.data:
-        frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column)
+        frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column,
+                                        run_labels=metrics["label"].to_numpy())
         if args.text_column not in frame.columns:
             raise SchemaError(f"{args.data}: no column {args.text_column!r}; columns are "
                               f"{list(frame.columns)}.")

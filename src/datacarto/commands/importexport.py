@@ -10,7 +10,8 @@ import argparse
 import sys
 import warnings
 
-from ._common import info
+from .._paths import check_output_dir
+from ._common import info, note_incomplete, recorded_data
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +52,7 @@ def execute(args: argparse.Namespace) -> int:
     from ..interop.allenai import export_allenai, import_allenai
 
     if args.action == "import-allenai":
+        check_output_dir(args.out)  # import itself refuses a directory that is not empty
         classes = None if args.classes is None else [c.strip() for c in args.classes.split(",")]
         progress = info if sys.stderr.isatty() else None  # quiet when not a terminal
         with warnings.catch_warnings(record=True) as caught:
@@ -64,6 +66,10 @@ def execute(args: argparse.Namespace) -> int:
         print(f"imported {n:,} examples x {len(run.epochs)} epochs, {len(run.classes)} classes "
               f"from {args.src} into {args.out}")
         return 0
+    check_output_dir(args.out, inputs=[recorded_data(args.run)], run_dirs=[args.run], option="DIR")
+    from ..run import load
+
+    note_incomplete(load(args.run))
     out = export_allenai(args.run, args.out, epochs=args.epochs, include_ci=args.include_ci)
     print(f"wrote {out}/training_dynamics/ and {out}/td_metrics.jsonl")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import add_metric_options, default_output, run_metrics
+from ._common import add_metric_options, default_output, guard_output, run_metrics
 
 MAP_FORMATS = (".png", ".svg", ".pdf")
 
@@ -29,6 +29,7 @@ def execute(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in MAP_FORMATS:
         raise InputError(f"{out}: unsupported image type {out.suffix or '(none)'!r}; use "
                          f"{', '.join(MAP_FORMATS)}.")
+    guard_output(out, runs=[args.run])
     run, metrics = run_metrics(args)
     from ..plot.datamap import plot_data_map  # matplotlib loads only here
 

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..metrics import aggregate_runs
 from ..regions import REGIONS
 from ..run import load
-from ._common import add_metric_options, default_output, detector_notes
+from ._common import add_metric_options, default_output, detector_notes, guard_output, note_incomplete
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,8 +62,11 @@ def execute(args: argparse.Namespace) -> int:
                          "-o FILE for it.")
     out = default_output(args.runs[0], "metrics.parquet", args.output)
     data_format(out)  # an unsupported extension fails before any work
+    guard_output(out, runs=args.runs)
     regions = {"method": args.regions}
     runs = [load(path) for path in args.runs]  # check every path before computing
+    for r in runs:
+        note_incomplete(r)
     frames = [r.metrics(epochs=args.epochs, include_ci=args.include_ci, regions=regions,
                         engine=args.engine, scheduler=args.scheduler) for r in runs]
     try:

@@ -7,7 +7,7 @@ import time
 
 from ..report.html import DEFAULT_MAX_POINTS, DEFAULT_SAMPLE_SIZE, DEFAULT_TEXT_CHARS, write_report
 from ..report.source import load_source, resolve_source
-from ._common import add_metric_options, default_output, info, run_metrics
+from ._common import add_metric_options, default_output, guard_output, info, run_metrics
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,12 +37,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    guard_output(default_output(args.run, "report.html", args.output), runs=[args.run],
+                 data=[args.data])
     run, metrics = run_metrics(args)
     texts = None
     source = resolve_source(run.path, run.meta, data=args.data, text_column=args.text_column,
                             id_column=args.id_column)
     if source is not None:
-        loaded = load_source(source, metrics["id"].to_numpy())
+        loaded = load_source(source, metrics["id"].to_numpy(), meta=run.meta,
+                             run_labels=metrics["label"].to_numpy())
         if loaded.source.text_column is not None:
             texts = loaded.texts_for(metrics["id"].to_numpy())
         else:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import InputError
-from ._common import add_metric_options, info, run_metrics
+from ._common import add_metric_options, guard_output, info, run_metrics
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,15 +46,21 @@ def _warn_exposed(host: str, url: str) -> None:
 def execute(args: argparse.Namespace) -> int:
     from ..report.source import load_source, resolve_source
     from ..review.server import is_loopback, make_server
+    from ..review.export import changes_path
     from ..review.session import ReviewSession
 
+    if args.export is not None:
+        guard_output(args.export, runs=[args.run], data=[args.data], option="--export")
+        guard_output(changes_path(args.export), runs=[args.run], data=[args.data],
+                     option="--export")
     run, metrics = run_metrics(args)
     source = resolve_source(run.path, run.meta, data=args.data, text_column=args.text_column,
                             id_column=args.id_column, label_column=args.label_column)
     if source is None:
         raise InputError(f"review {run.path}: no data file. Give --data DATA, the file the run was "
                          "trained on (with --text-column/--id-column/--label-column as needed).")
-    loaded = load_source(source, metrics["id"].to_numpy(), need_label=args.export is not None)
+    loaded = load_source(source, metrics["id"].to_numpy(), need_label=args.export is not None,
+                         meta=run.meta, run_labels=metrics["label"].to_numpy())
     session = ReviewSession(run.path, metrics, run.classes, loaded, top=args.top,
                             title=f"datacarto review: {run.path.resolve().name}")
     for problem in session.problems:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..progress import Progress
+from ..train.autoselect import MAX_EPOCHS
 from ..train.loop import HELDOUT_SCHEMES, MEMORISATION_GAP
 from ..train.pipeline import CAPTURE_MODES, DEFAULT_EPOCHS, MODELS, RunOptions, run_file, summarize
 
@@ -20,13 +21,18 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="linear: TF-IDF (text) or standardised features (tabular) with a softmax "
                         "layer; mlp: one hidden layer (tabular); minilm: frozen MiniLM sentence "
                         "embeddings + MLP head (needs datacarto[text]); finetune: fine-tune the "
-                        "local Hugging Face model --base (slow on CPU). auto (default): linear")
+                        "local Hugging Face model --base (slow on CPU). auto (default): try "
+                        "linear and an MLP (text: TF-IDF / LSA features) on held-out halves and "
+                        "keep the better one, trained to its held-out plateau and a few epochs past "
+                        "it")
     p.add_argument("--capture", choices=CAPTURE_MODES, default="pass",
                    help="record logits of the training pass itself (pass, default) or of an extra "
                         "inference pass at each epoch end (eval)")
     p.add_argument("--epochs", type=int, metavar="E",
-                   help="training epochs (default: " + ", ".join(
-                       f"{k} {v}" for k, v in DEFAULT_EPOCHS.items()) + ")")
+                   help="training epochs (default: chosen from the held-out curve with --model "
+                        "auto; " + ", ".join(f"{k} {v}" for k, v in DEFAULT_EPOCHS.items()) + ")")
+    p.add_argument("--max-epochs", type=int, metavar="E",
+                   help=f"cap on the epochs --model auto may choose (default {MAX_EPOCHS}; >= 2)")
     p.add_argument("--seeds", type=int, default=1, metavar="K",
                    help="train K times (seeds SEED..SEED+K-1) into RUN/seed-*, metrics aggregated")
     p.add_argument("--seed", type=int, default=0, help="first random seed (default 0)")
@@ -66,6 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--id-column", metavar="I",
                    help="column of unique example ids (default: the 0-based row number)")
     p.add_argument("--out", required=True, metavar="RUN", help="output directory")
+    p.add_argument("--allow-many-classes", action="store_true",
+                   help="accept a label column with more distinct values than half the rows "
+                        "(refused by default: it is usually a continuous target or an id)")
     add_training_options(p)
     p.set_defaults(func=execute)
 
@@ -76,7 +85,8 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> RunOptio
         feature_columns=getattr(args, "feature_columns", None), id_column=getattr(args, "id_column", None),
         model=args.model, base=args.base, capture=args.capture, epochs=args.epochs, seeds=args.seeds,
         seed=args.seed, heldout=args.heldout, lr=args.lr, batch_size=args.batch_size,
-        hidden=args.hidden, max_length=args.max_length, quiet=args.quiet, top=args.top)
+        hidden=args.hidden, max_length=args.max_length, quiet=args.quiet, top=args.top,
+        max_epochs=getattr(args, "max_epochs", None))
     values.update(overrides)
     return RunOptions(**values)  # type: ignore[arg-type]
 
@@ -84,7 +94,8 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> RunOptio
 def execute(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     progress = Progress(quiet=args.quiet)
-    result = run_file(args.data, options, args.out, progress=progress)
+    result = run_file(args.data, options, args.out, progress=progress,
+                      allow_many_classes=args.allow_many_classes)
     text = summarize(result, top=args.top)
     from ..store import atomic_write_text
 

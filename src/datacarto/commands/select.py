@@ -18,12 +18,14 @@ import pandas as pd
 
 from .. import store
 from .._validation import check_fraction
-from ..datafiles import data_format, example_ids, read_data, write_data
+from .._datamatch import check_data_matches_run, check_fingerprint
+from ..datafiles import DataTable, data_format, example_ids, read_table, write_rows
+from ..report.source import DEFAULT_LABEL_COLUMNS, recorded_source
 from ..errors import InputError
 from ..regions import REGION_ORDER, REGIONS
 from ..run import Run
 from ..select import select, selection_manifest
-from ._common import add_metric_options, info, run_metrics
+from ._common import add_metric_options, guard_output, run_metrics
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,14 +60,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------ data file helpers
 def load_data_for_run(run: Run, run_ids: np.ndarray, data_path: str | Path,
-                      id_column: str | None) -> tuple[pd.DataFrame, np.ndarray]:
+                      id_column: str | None, *, run_labels: np.ndarray | None = None,
+                      ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read DATA and find the row of every run id; returns (frame, rows) with rows (N,) int.
 
-    Ids are DATA's ``id_column``, or 0-based row numbers. A run id that DATA lacks is an
-    error (probably the wrong file). A run recorded with a data fingerprint that differs from
-    DATA gets a note on stderr.
+    See :func:`load_table_for_run`; the frame holds every cell as the text in the file.
     """
-    frame = read_data(data_path)
+    table, rows = load_table_for_run(run, run_ids, data_path, id_column, run_labels=run_labels)
+    return table.frame, rows
+
+
+def load_table_for_run(run: Run, run_ids: np.ndarray, data_path: str | Path,
+                       id_column: str | None, *, run_labels: np.ndarray | None = None,
+                       ) -> tuple[DataTable, np.ndarray]:
+    """Read DATA for copying (:func:`datacarto.datafiles.read_table`) and find the row of every
+    run id; returns (table, rows).
+
+    Ids are DATA's ``id_column``, or 0-based row numbers. A run id that DATA lacks is an
+    error (probably the wrong file), and so is, with row-number ids, a file whose fingerprint
+    differs from the one run.json records, or, with ``run_labels`` (class index per run id), a
+    label column that disagrees with the run's (:mod:`datacarto._datamatch`).
+    """
+    check_fingerprint(run.meta, data_path, id_column)
+    table = read_table(data_path)
+    frame = table.frame
     data_ids = example_ids(frame, id_column, path=data_path)
     if run_ids.dtype.kind != data_ids.dtype.kind:  # e.g. ids written as text in one, numbers in the other
         run_ids, data_ids = run_ids.astype(str), data_ids.astype(str)
@@ -78,11 +96,13 @@ def load_data_for_run(run: Run, run_ids: np.ndarray, data_path: str | Path,
         raise InputError(f"{data_path}: {int(missing.sum())} of the run's {len(run_ids)} ids are not "
                          f"in the data file (ids from {source}; first missing: "
                          f"{_plain(first)!r}). Is this the file the run was recorded on?{hint}")
-    fingerprint = run.meta.get("data_fingerprint")
-    if fingerprint and fingerprint != store.fingerprint_file(data_path):
-        info(f"datacarto: note: {data_path} differs from the file the run was recorded on "
-             "(fingerprint mismatch); ids are matched anyway.")
-    return frame, rows
+    if run_labels is not None:
+        recorded = recorded_source(run.meta).get("label_column")
+        label_column = recorded if isinstance(recorded, str) and recorded in frame.columns else next(
+            (c for c in DEFAULT_LABEL_COLUMNS if c in frame.columns), None)
+        check_data_matches_run(run.meta, data_path, frame, rows, id_column=id_column,
+                               label_column=label_column, run_labels=run_labels)
+    return table, rows
 
 
 def _plain(value: Any) -> Any:
@@ -102,6 +122,8 @@ def execute(args: argparse.Namespace) -> int:
     if args.data:
         data_format(args.data)
         data_format(out)  # the copy's format comes from FILE's extension
+    guard_output(out, runs=[args.run], data=[args.data])
+    guard_output(f"{out}.manifest.json", runs=[args.run], data=[args.data])
     run, metrics = run_metrics(args)
     ids = select(metrics, region=args.region, by=args.by,
                  ascending=True if args.ascending else None,
@@ -121,9 +143,10 @@ def execute(args: argparse.Namespace) -> int:
         "output": str(out.resolve()),
     }
     if args.data:
-        frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column)
+        table, rows = load_table_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column,
+                                         run_labels=metrics["label"].to_numpy())
         picked = np.sort(rows[in_selection])  # the data file's own order
-        write_data(frame.iloc[picked], out)
+        write_rows(table, picked, out)  # every row copied as it is in DATA
         params.update(output_kind="data", order="data file order", data=str(Path(args.data).resolve()),
                       data_fingerprint=store.fingerprint_file(args.data), id_column=args.id_column,
                       output_format=data_format(out))

@@ -118,6 +118,14 @@ class _NonFinite(ValueError):
     pass
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _short_number(v: Any) -> str:
+    text = str(v)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
 def _reject_constant(name: str) -> float:
     # Python's json accepts NaN / Infinity / -Infinity literals; allenai's files must not have them
     raise _NonFinite(name)
@@ -193,17 +201,29 @@ def _read_epoch(path: Path, epoch: int, *, n_classes: int | None,
     try:
         logits_arr = np.asarray(rows, dtype=np.float64)
         bad_row = ~np.isfinite(logits_arr).all(axis=1)
-    except (TypeError, ValueError):  # a value that is not a number
+    except (TypeError, ValueError, OverflowError):  # a value that is not a (float) number
         logits_arr, bad_row = None, np.ones(len(rows), dtype=bool)
+    if logits_arr is not None and not bad_row.any():
+        # stored as float32: a finite float64 beyond float32's range would become inf
+        with np.errstate(over="ignore"):
+            bad_row = ~np.isfinite(logits_arr.astype(np.float32)).all(axis=1)
     if bad_row.any():
         for i in np.flatnonzero(bad_row):
             for j, v in enumerate(rows[i]):
                 if type(v) not in (int, float):
                     raise SchemaError(f"{path} line {lines[i]}: guid={_g(ids[i])}: {key}[{j}] is "
                                       f"{v!r}, not a number.")
-                if not np.isfinite(v):
+                try:
+                    as_float = float(v)
+                except OverflowError:
+                    as_float = float("inf")
+                if np.isfinite(as_float) and abs(as_float) > _FLOAT32_MAX:
                     raise InputError(f"{path} line {lines[i]}: guid={_g(ids[i])}: {key}[{j}] = {v} "
-                                     "is not finite; logits must be finite (NaN or Infinity "
+                                     "is too large to store as a float32 logit (|x| <= 3.4e38); "
+                                     "logits must be finite.")
+                if not np.isfinite(as_float):
+                    raise InputError(f"{path} line {lines[i]}: guid={_g(ids[i])}: {key}[{j}] = "
+                                     f"{_short_number(v)} is not finite; logits must be finite (NaN or Infinity "
                                      "usually means the model diverged).")
     gold = np.asarray(golds, dtype=np.int64)
     bad = (gold < 0) | (gold >= n_classes)

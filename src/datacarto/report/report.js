@@ -31,9 +31,10 @@
     return e;
   }
   // Plotly renders a pseudo-HTML subset in legend names and titles: escape anything we pass.
+  // Quotes as numeric references: plotly decodes &#34; but shows &quot; literally.
   function esc(s) {
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+      .replace(/"/g, "&#34;").replace(/'/g, "&#39;");
   }
   function fmt(v, d) { return v === null || v === undefined ? "" : Number(v).toFixed(d === undefined ? 3 : d); }
   function decode(b64, Type) {

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..datafiles import example_ids, read_data
+from .._datamatch import check_data_matches_run
+from ..datafiles import DataTable, example_ids, read_table
 from ..errors import InputError, SchemaError
 
 __all__ = ["DataSource", "LoadedData", "load_source", "resolve_source"]
@@ -50,6 +51,8 @@ class LoadedData:
     frame: pd.DataFrame
     ids: np.ndarray
     row_of: dict[str, int]
+    #: the file as read for copying (cells as text, raw records): exports write from it
+    table: DataTable | None = None
 
     def rows_for(self, run_ids: np.ndarray) -> np.ndarray:
         """Row of each run id in the file, -1 where the file lacks it."""
@@ -123,14 +126,20 @@ def _check_column(frame: pd.DataFrame, column: str, option: str, path: Path) -> 
                           f"{list(map(str, frame.columns))}.")
 
 
-def load_source(source: DataSource, run_ids: np.ndarray, *, need_label: bool = False) -> LoadedData:
+def load_source(source: DataSource, run_ids: np.ndarray, *, need_label: bool = False,
+                meta: Mapping[str, Any] | None = None,
+                run_labels: np.ndarray | None = None) -> LoadedData:
     """Read the data file, check the columns and that its ids cover the run's.
 
     Columns not named fall back to common names (``text``, ``label``) when the file has them.
     Raises SchemaError naming the file when a column is missing or no run id is in the file,
-    and InputError when ``need_label`` and no label column can be found.
+    and InputError when ``need_label`` and no label column can be found. Cells are read as the
+    text in the file (:func:`datacarto.datafiles.read_table`). With ``meta`` (the run's
+    run.json) and ``run_labels`` (the run's class index per run id), the file must be the one
+    the run was made from (:func:`datacarto._datamatch.check_data_matches_run`).
     """
-    frame = read_data(source.path)
+    table = read_table(source.path)
+    frame = table.frame
     text_column, label_column = source.text_column, source.label_column
     if text_column is None:
         text_column = next((c for c in DEFAULT_TEXT_COLUMNS if c in frame.columns), None)
@@ -153,4 +162,9 @@ def load_source(source: DataSource, run_ids: np.ndarray, *, need_label: bool = F
                           "with --id-column.")
     resolved = DataSource(path=source.path, text_column=text_column, id_column=source.id_column,
                           label_column=label_column)
-    return LoadedData(source=resolved, frame=frame, ids=ids, row_of=row_of)
+    loaded = LoadedData(source=resolved, frame=frame, ids=ids, row_of=row_of, table=table)
+    if meta is not None:
+        check_data_matches_run(dict(meta), source.path, frame, loaded.rows_for(run_ids),
+                               id_column=source.id_column, label_column=label_column,
+                               run_labels=run_labels)
+    return loaded

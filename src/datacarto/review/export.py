@@ -21,6 +21,7 @@ path that is the data file itself is refused.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..datafiles import data_format, write_data
+from .._paths import check_output_path
+from ..datafiles import data_format, write_data, write_rows
 from ..errors import InputError, SchemaError
 from ..report.source import LoadedData
 from ..store import atomic_write
@@ -88,40 +90,89 @@ def _number(name: str) -> float | None:
 
 
 class _LabelCodec:
-    """How class names map to the values of the file's label column, and back."""
+    """How class names map to the values of the file's label column, and back.
+
+    The column is read as in the file (:func:`datacarto.datafiles.read_table`): CSV/TSV cells as
+    text, JSONL values as JSON values, Parquet in its own type. A new label is written in the
+    column's own style: text in a CSV (``TRUE`` stays upper case, ``2.0`` keeps its ``.0``), the
+    JSON type the column already uses, the Parquet column's type.
+    """
 
     def __init__(self, column: pd.Series, classes: Sequence[str]) -> None:
         self.classes = list(classes)
         dtype = column.dtype
-        if pd.api.types.is_bool_dtype(dtype):
+        self.integral = False
+        self.text = False
+        self.spelling: dict[str, str] = {}
+        values = [v for v in column.to_numpy(dtype=object) if not _missing(v)]
+        if pd.api.types.is_bool_dtype(dtype) or (values and all(isinstance(v, bool) for v in values)):
             self.kind = "bool"
-        elif pd.api.types.is_numeric_dtype(dtype):
+        elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
             numeric = all(_number(c) is not None for c in self.classes)
             self.kind = "number" if numeric else "index"
             self.integral = pd.api.types.is_integer_dtype(dtype)
+        elif values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            numeric = all(_number(c) is not None for c in self.classes)  # JSON numbers
+            self.kind = "number" if numeric else "index"
+            self.integral = all(isinstance(v, int) for v in values)
+        elif values and all(isinstance(v, str) for v in values):
+            self.text = True
+            lowered = {v.strip().lower() for v in values}
+            if lowered <= {"true", "false"} and set(self.classes) <= {"True", "False"}:
+                self.kind = "bool"
+                self.spelling = {v.strip().capitalize(): v for v in values}
+            elif all(_number(v) is not None for v in values) and not set(self.classes) & set(values):
+                numeric = all(_number(c) is not None for c in self.classes)
+                self.kind = "number" if numeric else "index"
+                self.integral = all(re.fullmatch(r"\s*[-+]?\d+\s*", v) is not None for v in values)
+            else:
+                self.kind = "name"
         else:
             self.kind = "name"
 
     def name_of(self, value: Any) -> str:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
+        if _missing(value):
             return ""
         if self.kind == "index":
-            k = int(value)
+            try:
+                k = int(float(value))
+            except (TypeError, ValueError):
+                return str(value)
             return self.classes[k] if 0 <= k < len(self.classes) else str(value)
         if self.kind == "number":
-            v = float(value)
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                return str(value)
             return str(int(v)) if v.is_integer() else repr(v)
+        if self.kind == "bool":
+            return str(value).strip().capitalize() if isinstance(value, str) else str(bool(value))
         return str(value)
 
     def value_of(self, name: str) -> Any:
         if self.kind == "index":
-            return self.classes.index(name)
-        if self.kind == "number":
+            value: Any = self.classes.index(name)
+        elif self.kind == "number":
             v = float(name)
-            return int(v) if self.integral or v.is_integer() else v
-        if self.kind == "bool":
+            value = int(v) if self.integral or v.is_integer() else v
+            if self.text and not self.integral:
+                value = repr(float(v))
+        elif self.kind == "bool":
+            if self.text:
+                return self.spelling.get(name, name)
             return name == "True"
-        return name
+        else:
+            value = name
+        return str(value) if self.text else value
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]],
@@ -156,6 +207,8 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
     if _same_file(out, src.path):
         raise InputError(f"{out}: this is the data file itself; the original is never modified. "
                          "Choose another output path.")
+    check_output_path(out, inputs=[src.path], option="--export")
+    check_output_path(changes_path(out), inputs=[src.path], option="--export")
     if data_format(out) != data_format(src.path):
         raise InputError(f"{out}: the corrected copy keeps the data file's format "
                          f"({data_format(src.path)}); got a .{data_format(out)} name. Use an output "
@@ -191,16 +244,21 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
         changes.append({"id": dec.get("id"), "row": row, "action": action, "old_label": old_name,
                         "new_label": None if action == "drop" else (new_name if action != "keep" else old_name),
                         "time": dec.get("time")})
-    if new_values:
-        rows = np.fromiter(new_values, dtype=np.int64, count=len(new_values))
-        values = list(new_values.values())
-        if codec.kind == "number" and not codec.integral and all(
-                isinstance(v, int) for v in values):
-            values = [float(v) for v in values]
-        position = frame.columns.get_loc(src.label_column)
-        frame.iloc[rows, position] = values
-    corrected = frame.loc[keep_row].reset_index(drop=True)
-    write_data(corrected, out)
+    if data.table is not None:
+        # every row and cell not decided is written exactly as read (datafiles.write_rows)
+        write_rows(data.table, np.flatnonzero(keep_row),
+                   out, changes={row: {src.label_column: v} for row, v in new_values.items()})
+    else:
+        if new_values:
+            rows = np.fromiter(new_values, dtype=np.int64, count=len(new_values))
+            values = list(new_values.values())
+            if codec.kind == "number" and not codec.integral and all(
+                    isinstance(v, int) for v in values):
+                values = [float(v) for v in values]
+            position = frame.columns.get_loc(src.label_column)
+            frame.iloc[rows, position] = values
+        corrected = frame.loc[keep_row].reset_index(drop=True)
+        write_data(corrected, out)
     log = pd.DataFrame(changes, columns=["id", "row", "action", "old_label", "new_label", "time"])
     log = log.sort_values("row", kind="stable")
     log_path = changes_path(out)

@@ -123,11 +123,18 @@ class ReviewServer(ThreadingHTTPServer):
         return name.lower() in _LOOPBACK_NAMES or is_loopback(name)
 
 
+#: Idle timeout of a review connection, in seconds.
+IDLE_TIMEOUT_S = 60
+
+
 class ReviewHandler(BaseHTTPRequestHandler):
     server: ReviewServer
     server_version = "datacarto-review"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    #: seconds a connection may stay silent (stalled or idle keep-alive) before it is closed,
+    #: so that stalled sockets do not hold a thread forever
+    timeout = IDLE_TIMEOUT_S
 
     # ------------------------------------------------------------------ plumbing
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

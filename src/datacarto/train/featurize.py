@@ -69,6 +69,52 @@ def tfidf_features(texts: Sequence[str]) -> Any:
     return normalize(X)
 
 
+def lsa_features(X: Any, dim: int, *, seed: int = 0) -> np.ndarray:
+    """Latent semantic analysis of a TF-IDF matrix: its ``dim`` leading singular directions
+    (randomised truncated SVD), each column standardised ``(x - mean) / std``. (N, dim') dense,
+    ``dim' = min(dim, D - 1, N - 1)``.
+
+    A dense, low-dimensional view of the text for models whose cost grows with D (the MLP).
+
+    Examples
+    --------
+    >>> Z = lsa_features(tfidf_features(["a good film", "a bad film", "good good", "bad"] * 5), 2)
+    >>> Z.shape, bool(abs(Z.mean(axis=0)).max() < 1e-9)
+    ((20, 2), True)
+    """
+    require("sklearn", extra="sklearn", feature="the LSA text features")
+    from sklearn.decomposition import TruncatedSVD
+
+    k = max(1, min(dim, X.shape[1] - 1, X.shape[0] - 1))
+    Z = TruncatedSVD(k, n_iter=4, random_state=seed).fit_transform(X)
+    std = Z.std(axis=0)
+    return (Z - Z.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+#: Share of letters that must be ASCII for a text column to count as English-like.
+ASCII_LETTER_SHARE = 0.9
+
+
+def looks_english(texts: Sequence[str], sample: int = 2000) -> bool:
+    """Whether at least 90 % of the letters in (a sample of) ``texts`` are ASCII letters.
+
+    A cheap proxy for "written in English or another Latin-script language": an English
+    sentence encoder is of little use on Chinese, Arabic or Cyrillic text.
+
+    Examples
+    --------
+    >>> looks_english(["a fine film", "très bien"]), looks_english(["这个手机很好用", "ok"])
+    (True, False)
+    """
+    letters = ascii_letters = 0
+    for text in list(texts)[:sample]:
+        for ch in text:
+            if ch.isalpha():
+                letters += 1
+                ascii_letters += ch.isascii()
+    return letters == 0 or ascii_letters >= ASCII_LETTER_SHARE * letters
+
+
 def tabular_features(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Dense (N, D) float64 features and their names from ``columns`` of ``frame``.
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import re
-import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -47,17 +45,22 @@ from .._validation import check_option
 from ..datafiles import example_ids, write_data
 from ..errors import InputError, SchemaError
 from ..metrics import aggregate_runs
+# the output directory (marker, file names, reset_output) lives in datacarto.outputs
+from ..outputs import (CACHE_DIR, CREATED_BY, OUTPUT_FILES, _SEED_DIR,  # noqa: F401
+                       _is_our_run_json, reset_output)
 from ..progress import Progress
 from ..recorder import Recorder
 from ..regions import REGIONS
 from ..run import load
-from .featurize import check_minilm_available, minilm_embeddings, tabular_features, tfidf_features
+from .autoselect import MAX_EPOCHS, Candidate, Selection
+from .featurize import (check_minilm_available, looks_english, lsa_features, minilm_embeddings,
+                        tabular_features, tfidf_features)
 from .loop import HELDOUT_SCHEMES, MEMORISATION_GAP, memorisation_epoch, train_and_record
 
 MODELS = ("auto", "linear", "mlp", "minilm", "finetune")
 CAPTURE_MODES = ("pass", "eval")
 #: Default epochs per model; enough for the map to spread and for memorisation to show.
-DEFAULT_EPOCHS = {"linear": 6, "mlp": 6, "minilm": 6, "finetune": 3}
+DEFAULT_EPOCHS = {"linear": 6, "mlp": 6, "minilm": 6, "finetune": 3}  # auto: chosen
 #: Default hyper-parameters per (input kind, model): measured on the demo data (docs/run.md).
 HYPERPARAMETERS: dict[tuple[str, str], dict[str, Any]] = {
     ("text", "linear"): {"lr": 0.003, "batch_size": 64},
@@ -66,13 +69,6 @@ HYPERPARAMETERS: dict[tuple[str, str], dict[str, Any]] = {
     ("tabular", "linear"): {"lr": 0.01, "batch_size": 64},
     ("tabular", "mlp"): {"lr": 0.003, "batch_size": 64, "hidden": 128},
 }
-#: Marker in run.json "extra" (and summary.json) of directories this pipeline wrote.
-CREATED_BY = "datacarto run"
-OUTPUT_FILES = ("run.json", "heldout.parquet", "metrics.parquet", "metrics.csv", "datamap.png",
-                "suspects.csv", "summary.json", "summary.txt", "data.csv", "data.parquet",
-                "injected_flips.csv")
-CACHE_DIR = "cache"
-_SEED_DIR = re.compile(r"^seed-\d+$")
 #: Feature columns shown in suspects.csv for tabular data (a row's other columns are in the data).
 MAX_SUSPECT_FEATURES = 30
 
@@ -98,6 +94,7 @@ class RunOptions:
     max_length: int | None = None
     quiet: bool = False
     top: int = 10
+    max_epochs: int | None = None
 
 
 @dataclass
@@ -112,10 +109,12 @@ class Prepared:
     kind: str                                   # "text" or "tabular"
     texts: list[str] | None
     feature_columns: list[str] | None
-    model: str
-    epochs: int
+    model: str                                  # "auto" until execute() has chosen
+    epochs: int | None                          # None: chosen by the auto search
     hyper: dict[str, Any]
     base: Path | None = None
+    max_epochs: int = MAX_EPOCHS
+    selection: Selection | None = None          # what --model auto chose, and why
 
 
 @dataclass
@@ -222,6 +221,9 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
     _positive_int(options.seed, "--seed", minimum=0)
     if options.epochs is not None:
         _positive_int(options.epochs, "--epochs")
+    max_epochs = MAX_EPOCHS
+    if options.max_epochs is not None:
+        max_epochs = _positive_int(options.max_epochs, "--max-epochs", minimum=2)
     if options.text_column is not None and options.feature_columns is not None:
         raise InputError("datacarto run: give either --text-column or --feature-columns, not both.")
     if options.text_column is None and options.feature_columns is None:
@@ -255,8 +257,6 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
             raise InputError(f"{source}: feature column {clash[0]!r} is also the label or id "
                              "column; leave it out of --feature-columns.")
     model = options.model
-    if model == "auto":
-        model = "linear"
     if kind == "text" and model == "mlp":
         raise InputError("--model mlp is for tabular --feature-columns; for text use linear "
                          "(TF-IDF), minilm or finetune.")
@@ -270,11 +270,11 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
         from .finetune import check_finetune_available
 
         base = check_finetune_available(options.base)
-    if kind == "text" and model == "linear":
+    if kind == "text" and model in ("linear", "auto"):
         from .._deps import require
 
-        require("sklearn", extra="sklearn", feature="the TF-IDF text model (--model linear)")
-    hyper = dict(HYPERPARAMETERS[(kind, model)])
+        require("sklearn", extra="sklearn", feature=f"the TF-IDF text model (--model {model})")
+    hyper = dict(HYPERPARAMETERS.get((kind, model), {}))
     for key in ("lr", "batch_size", "hidden", "max_length"):
         value = getattr(options, key)
         if value is not None:
@@ -284,51 +284,19 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
             else:
                 _positive_int(value, f"--{key.replace('_', '-')}")
             hyper[key] = value
-    epochs = options.epochs if options.epochs is not None else DEFAULT_EPOCHS[model]
+    epochs = options.epochs if options.epochs is not None else DEFAULT_EPOCHS.get(model)
+    if model == "minilm" and texts is not None and not looks_english(texts):
+        warnings.warn(f"{source}: --model minilm reads English (all-MiniLM-L6-v2 was trained on "
+                      "English text) but most of this text is not; --model auto (TF-IDF of "
+                      "characters) usually maps such text better.", UserWarning, stacklevel=2)
     return Prepared(frame=frame, source=source, ids=ids, labels=labels, classes=classes, kind=kind,
-                    texts=texts, feature_columns=features, model=model, epochs=int(epochs),
-                    hyper=hyper, base=base)
+                    texts=texts, feature_columns=features, model=model,
+                    epochs=None if epochs is None else int(epochs), hyper=hyper, base=base,
+                    max_epochs=max_epochs)
 
 
 # --------------------------------------------------------------------------- output dir
-def _is_our_run_json(path: Path) -> bool:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    if not isinstance(meta, dict):
-        return False
-    extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
-    return CREATED_BY in (meta.get("created_by"), extra.get("created_by"))
-
-
-def reset_output(out: str | os.PathLike[str]) -> Path:
-    """Create ``out`` or clear an earlier ``datacarto run`` there (keeping ``cache/``)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory; choose another --out.")
-    if not out.exists():
-        out.mkdir(parents=True)
-        return out
-    entries = list(out.iterdir())
-    known = set(OUTPUT_FILES) | {store.SHARD_DIR, CACHE_DIR}
-    markers = [out / "run.json", out / "summary.json"] + [
-        e / "run.json" for e in entries if _SEED_DIR.match(e.name)]
-    verdicts = [_is_our_run_json(m) for m in markers if m.exists()]
-    # a run recorded by the user's own training loop is never deleted; other files are left
-    ours = all(verdicts) and (any(verdicts) or all(e.name in known or _SEED_DIR.match(e.name)
-                                                   for e in entries))
-    if entries and not ours:
-        raise InputError(f"{out}: the directory is not empty and holds no earlier `datacarto run` "
-                         "output; choose a new or empty --out directory.")
-    for entry in entries:
-        if entry.name in OUTPUT_FILES and entry.is_file():
-            entry.unlink()
-        elif entry.name == store.SHARD_DIR and entry.is_dir():
-            shutil.rmtree(entry)
-        elif _SEED_DIR.match(entry.name) and entry.is_dir():
-            shutil.rmtree(entry)
-    return out
+# reset_output: see datacarto.outputs (imported above)
 
 
 # ------------------------------------------------------------------------------- execute
@@ -339,7 +307,7 @@ def _featurize(prep: Prepared, out: Path, progress: Progress) -> tuple[Any, dict
         X, names = tabular_features(prep.frame, prep.feature_columns)
         return X, {"input": "tabular", "columns": len(prep.feature_columns), "dim": len(names)}
     assert prep.texts is not None
-    if prep.model == "linear":
+    if prep.model in ("linear", "auto"):
         progress.start(f"TF-IDF features of {n:,} texts", total=n)
         X = tfidf_features(prep.texts)
         progress.advance(n)
@@ -362,6 +330,60 @@ def _featurize(prep: Prepared, out: Path, progress: Progress) -> tuple[Any, dict
                     "max_length": int(prep.hyper["max_length"])}
 
 
+def _choose_model(prep: Prepared, X: Any, featurizer: dict[str, Any], options: RunOptions,
+                  progress: Progress) -> Any:
+    """Resolve ``--model auto`` in place (model, hyper-parameters, epochs); the features to use.
+
+    See :mod:`datacarto.train.autoselect`. Data too small for a held-out comparison keeps the
+    linear model with :data:`SMALL_DATA_EPOCHS` epochs, and says so.
+    """
+    from . import autoselect
+
+    counts = np.bincount(prep.labels, minlength=len(prep.classes))
+    pool = autoselect.candidates(prep.kind, len(prep.labels))
+    cache: dict[str, Any] = {pool[0].input: X}
+
+    def features(cand: Candidate) -> Any:
+        if cand.input not in cache:  # only "lsa" is derived: TF-IDF -> truncated SVD
+            progress.start(f"LSA ({autoselect.LSA_DIM} dims) of the TF-IDF features", total=1)
+            cache[cand.input] = lsa_features(X, autoselect.LSA_DIM, seed=int(options.seed))
+            progress.advance(1)
+            progress.finish()
+        return cache[cand.input]
+
+    if len(prep.labels) < SMALL_DATA_ROWS or counts[counts > 0].min() < SMALL_DATA_CLASS_ROWS:
+        chosen = pool[0]
+        prep.epochs = prep.epochs or SMALL_DATA_EPOCHS
+        featurizer["auto"] = {
+            "chosen": chosen.name, "epochs": prep.epochs,
+            "reason": (f"too few rows to compare models on held-out rows ({len(prep.labels)} "
+                       f"rows, smallest class {int(counts[counts > 0].min())}; needs "
+                       f"{SMALL_DATA_ROWS} rows and {SMALL_DATA_CLASS_ROWS} per class): "
+                       f"{chosen.name} with {prep.epochs} epochs")}
+    else:
+        selection = autoselect.search(features, prep.labels, len(prep.classes), pool,
+                                      seed=int(options.seed), max_epochs=prep.max_epochs,
+                                      progress=progress)
+        chosen = selection.chosen
+        prep.selection = selection
+        prep.epochs = prep.epochs or selection.epochs
+        featurizer["auto"] = {**selection.as_dict(), "epochs": prep.epochs,
+                              "reason": selection.describe()}
+    prep.model = chosen.model
+    prep.hyper = {**chosen.hyper, **{k: v for k, v in prep.hyper.items()}}
+    featurizer["input"] = chosen.input
+    X = features(chosen)
+    featurizer["dim"] = int(X.shape[1])
+    return X
+
+
+#: Below these sizes ``--model auto`` does not compare models (the held-out halves would be
+#: too small to tell them apart) and trains the linear model for SMALL_DATA_EPOCHS epochs.
+SMALL_DATA_ROWS = 40
+SMALL_DATA_CLASS_ROWS = 4
+SMALL_DATA_EPOCHS = 10
+
+
 def _model_factory(prep: Prepared, X: Any) -> Any:
     h = prep.hyper
     k = len(prep.classes)
@@ -378,24 +400,6 @@ def _model_factory(prep: Prepared, X: Any) -> Any:
                                                     batch_size=h["batch_size"], seed=seed)
     return lambda rows, seed: MLP(X, prep.labels, k, hidden=h["hidden"], lr=h["lr"],
                                   batch_size=h["batch_size"], seed=seed)
-
-
-def _write_heldout(path: Path, ids: np.ndarray, folds: np.ndarray, logits: np.ndarray) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    n_epochs, n, k = logits.shape
-    order = np.argsort(ids, kind="stable")
-    id_col = ids[order]
-    id_arr = id_col.astype(str) if id_col.dtype.kind == "U" else id_col.astype(np.int64)
-    table = pa.table({
-        "id": pa.array(np.tile(id_arr, n_epochs)),
-        "epoch": pa.array(np.repeat(np.arange(1, n_epochs + 1, dtype=np.int32), n)),
-        "fold": pa.array(np.tile(folds[order].astype(np.int8), n_epochs)),
-        "logits": pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(logits[:, order], dtype=np.float32).reshape(-1)), k),
-    })
-    store.atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def _update_run_extra(run_dir: Path, updates: dict[str, Any]) -> None:
@@ -438,6 +442,10 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
     t_start = time.perf_counter()
     X, featurizer = _featurize(prep, out, progress)
     t_feat = time.perf_counter() - t_start
+    if prep.model == "auto":
+        X = _choose_model(prep, X, featurizer, options, progress)
+        progress.message(featurizer["auto"]["reason"])
+    t_search = time.perf_counter() - t_start - t_feat
     make_model = _model_factory(prep, X)
     seeds = int(options.seeds)
     run_dirs = [out] if seeds == 1 else [out / f"seed-{s}" for s in range(seeds)]
@@ -466,7 +474,7 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
                                       heldout=options.heldout, seed=seed, progress=progress,
                                       step_label=step)
         if result.heldout_logits is not None and result.folds is not None:
-            _write_heldout(run_dir / "heldout.parquet", prep.ids, result.folds,
+            store.write_heldout(run_dir / store.HELDOUT_FILE, prep.ids, result.folds,
                            result.heldout_logits)
         _update_run_extra(run_dir, {
             "curve": result.curve, "memorisation_epoch": memorisation_epoch(result.curve),
@@ -491,10 +499,11 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
     write_data(suspects, out / "suspects.csv")
     _plot(metrics, prep, out / "datamap.png", title)
     t_out = time.perf_counter() - t_metrics0
-    timings = {"featurize_s": t_feat, "train_s": t_train, "heldout_s": t_held,
+    timings = {"featurize_s": t_feat, "search_s": t_search, "train_s": t_train, "heldout_s": t_held,
                "outputs_s": t_out, "total_s": time.perf_counter() - t_start}
     run = RunResult(out=out, run_dirs=run_dirs, prepared=prep, metrics=metrics, suspects=suspects,
-                    curve=curve, memorisation_epoch=mem, heldout=options.heldout, timings=timings, extra=dict(extra or {}))
+                    curve=curve, memorisation_epoch=mem, heldout=options.heldout, timings=timings,
+                    extra={**(extra or {}), "model_auto": featurizer.get("auto")})
     _write_summary_json(run, options)
     return run
 
@@ -553,6 +562,8 @@ def _write_summary_json(run: RunResult, options: RunOptions) -> None:
         "capture": options.capture,
         "heldout": options.heldout,
         "run_dirs": [str(d.relative_to(run.out)) if d != run.out else "." for d in run.run_dirs],
+        "model_auto": run.extra.get("model_auto"),
+        "fit": (m.attrs.get("label_errors") or {}).get("fit"),
         "regions": {r: int((m["region"] == r).sum()) for r in REGIONS},
         "flagged": int(m["is_label_error"].sum()),
         "curve": run.curve,
@@ -615,6 +626,9 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
              f"{', …' if len(prep.classes) > 8 else ''}); model {prep.model}, {prep.epochs} "
              f"epoch{'s' if prep.epochs != 1 else ''}"
              f"{f', {len(run.run_dirs)} seeds' if len(run.run_dirs) > 1 else ''}."]
+    auto = (run.extra.get("model_auto") or {}).get("reason")
+    if auto:
+        lines.append(auto)
     lines.append("")
     lines.append("Accuracy on the given labels per epoch"
                  + (" (mean over seeds)" if len(run.run_dirs) > 1 else "") + ":")
@@ -655,6 +669,9 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
     counts = {r: int((m["region"] == r).sum()) for r in REGIONS}
     lines.append("Regions: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in counts.items()))
     flagged = m["is_label_error"].to_numpy(dtype=bool)
+    fit = (m.attrs.get("label_errors") or {}).get("fit")
+    if isinstance(fit, dict) and fit.get("message"):
+        lines.append(str(fit["message"]))
     lines.append(f"Flagged as likely label errors: {int(flagged.sum()):,} ({flagged.mean():.1%})")
     lines.append("")
     width = max(5, max(len(c) for c in prep.classes))
@@ -697,12 +714,17 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
 
 
 def run_file(path: str | os.PathLike[str], options: RunOptions, out: str | os.PathLike[str], *,
-             progress: Progress | None = None) -> RunResult:
-    """Read ``path``, then :func:`prepare`, :func:`reset_output` and :func:`execute`."""
-    from ..datafiles import read_data
+             progress: Progress | None = None, allow_many_classes: bool = False) -> RunResult:
+    """Read ``path``, then :func:`prepare`, :func:`reset_output` and :func:`execute`.
 
-    frame = read_data(path)
+    A label column with more classes than ``datafiles.MAX_CLASS_SHARE`` of the rows is refused
+    unless ``allow_many_classes``."""
+    from ..datafiles import check_label_column, read_data
+
+    frame = read_data(path, text_columns=[options.id_column])  # ids as written: 00001, 01 != 1
+    check_label_column(frame, options.label_column, path=path,
+                       allow_many_classes=allow_many_classes)
     prep = prepare(frame, options, source=str(path))
-    out = reset_output(out)
+    out = reset_output(out, inputs=[path])
     return execute(prep, options, out, data_fingerprint=store.fingerprint_file(path),
                    progress=progress)
