@@ -5,7 +5,9 @@
   the file's differs, that is an error (a re-ordered, filtered or edited file would put every
   decision, text and selection on the wrong example).
 * With an id column (or when no fingerprint was recorded), the file's given labels must agree
-  with the run's for all but :data:`LABEL_MISMATCH_TOLERANCE` of the run's examples found in it.
+  with the run's for all but :data:`LABEL_MISMATCH_TOLERANCE` of the run's examples found in it
+  (compared by class name, or by class index when the file holds 0..K-1). A column in which no
+  label agrees at all spells the classes differently and is not compared.
 
 Used by ``select --data``, ``flag --data``, ``report`` and ``review``.
 """
@@ -98,6 +100,10 @@ def check_labels_agree(path: str | os.PathLike[str], label_column: str, values: 
     if n == 0:
         return 0
     bad = count_label_mismatches(values, run_labels, classes)
+    if bad == n:
+        # no label agrees, not even by class index: the column spells the classes differently
+        # (``neg`` for ``negative``) or is not the labels; nothing to compare
+        return 0
     if bad > LABEL_MISMATCH_TOLERANCE * n:
         raise InputError(f"{path}: column {label_column!r} disagrees with the run's labels for {bad} "
                          f"of {n} examples (more than {LABEL_MISMATCH_TOLERANCE:.0%}); this does not "

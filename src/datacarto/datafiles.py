@@ -81,7 +81,7 @@ def read_data(path: str | os.PathLike[str], *,
         elif fmt == "jsonl":
             frame = _read_jsonl(path)
         else:
-            _scan_delimited(path, fmt)  # duplicate column names, malformed quoting
+            _check_delimited(path, fmt)  # duplicate column names, malformed quoting
             frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", encoding="utf-8",
                                 keep_default_na=False, na_values=[""], dtype_backend="numpy_nullable",
                                 dtype={c: "string" for c in as_text} or None)
@@ -303,6 +303,24 @@ def read_table(path: str | os.PathLike[str]) -> DataTable:
     if len(table.frame) == 0:
         raise InputError(f"{path}: the file has no rows")
     return table
+
+
+def _check_delimited(path: Path, fmt: str) -> None:
+    """Python's strict csv reader over the file: a header naming a column twice, or quoting that
+    pandas would silently mend by shifting cells, is an error naming the line."""
+    delimiter = "\t" if fmt == "tsv" else ","
+    with _open_text(path, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        try:
+            for fields in reader:
+                if fields and not (len(fields) == 1 and not fields[0].strip()):
+                    fields[0] = fields[0].lstrip("\ufeff")
+                    _check_names(fields, path)
+                    break
+            for _ in reader:
+                pass
+        except csv.Error as err:
+            raise InputError(f"{path}: malformed {fmt.upper()} (line {reader.line_num}: {err}).") from err
 
 
 def _scan_delimited(path: Path, fmt: str) -> tuple[str | None, list[str], list[str], str]:

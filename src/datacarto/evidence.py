@@ -70,7 +70,7 @@ SVD_ROWS = 20_000
 #: Clusters probed per row by the inverted-file search.
 PROBES = 10
 #: Candidates from a projected search re-ranked by their exact cosine.
-RERANK = 50
+RERANK = 30
 #: Conflicting duplicate ids listed per row (``n_conflicting_duplicates`` counts them all).
 MAX_LISTED = 20
 #: File of the evidence in a run directory.
@@ -82,7 +82,7 @@ COLUMNS = ("kept_predicting", "kept_predicting_epochs", "epochs_recorded", "held
 #: Floats per temporary similarity block (~32 MB of float32).
 _BLOCK_FLOATS = 1 << 23
 #: Columns per block of the block-maximum top-k.
-_TOPK_BLOCK = 128
+_TOPK_BLOCK = 32
 
 
 # ----------------------------------------------------------------------- (a) prediction
@@ -438,11 +438,11 @@ def _pair_cosines(X: Any, norms: np.ndarray, rows: np.ndarray, cand: np.ndarray)
     ok = cand >= 0
     flat = np.where(ok, cand, rows[:, None]).ravel()
     if _is_sparse(X):
-        Xr = X[rows].toarray()
+        d = X.shape[1]
+        Xr = X[rows].toarray().ravel()
         Cm = X[flat]
-        owner = np.repeat(np.repeat(np.arange(r), c), np.diff(Cm.indptr))
-        prod = Cm.data * Xr[owner, Cm.indices]
         nnz_row = np.repeat(np.arange(r * c), np.diff(Cm.indptr))
+        prod = Cm.data * Xr.take((nnz_row // c) * d + Cm.indices)
         dots = np.bincount(nnz_row, weights=prod, minlength=r * c).reshape(r, c)
     else:
         Xr = np.asarray(X[rows], dtype=np.float64)

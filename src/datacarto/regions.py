@@ -9,8 +9,9 @@ Methods
     by ``scale = max(q99(variability), min_scale)`` so the map's own spread sets the axis:
     easy = (0, 1), hard = (0, 0), ambiguous = (1, 0.5) in (variability / scale, confidence).
     Most examples of a trained model sit near (0, 1), so most are easy; hard = low confidence
-    and low variability; ambiguous = high variability. ``min_scale`` (0.1) keeps a map whose
-    variability is all tiny from being split by noise.
+    and low variability; ambiguous = high variability. ``min_scale`` (0.3, about the
+    variability of a row that a run learns halfway through) keeps a map whose variability is
+    all small mostly easy instead of splitting it by noise.
 
     Then the paper's order is enforced (:func:`keep_paper_order`): in a short or
     under-trained run variability measures how *fast* a row is being learned, so the
@@ -45,7 +46,7 @@ REGION_ORDER = {"easy": ("confidence", False), "ambiguous": ("variability", Fals
 
 def assign_regions(confidence: np.ndarray, variability: np.ndarray, *,
                    method: Literal["corners", "quantile", "threshold"] = "corners",
-                   min_scale: float = 0.1, ambiguous_fraction: float = 0.33,
+                   min_scale: float = 0.3, ambiguous_fraction: float = 0.33,
                    hard_fraction: float = 0.33, variability_threshold: float = 0.2,
                    confidence_threshold: float = 0.5) -> np.ndarray:
     """Region name for every example (see the module docstring for the methods and defaults).

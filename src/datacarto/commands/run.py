@@ -12,7 +12,8 @@ import argparse
 from ..progress import Progress
 from ..train.autoselect import MAX_EPOCHS
 from ..train.loop import HELDOUT_SCHEMES, MEMORISATION_GAP
-from ..train.pipeline import CAPTURE_MODES, DEFAULT_EPOCHS, MODELS, RunOptions, run_file, summarize
+from ..train.pipeline import (CAPTURE_MODES, DEFAULT_EPOCHS, MODELS, RunOptions, default_out,
+                              run_file, summarize)
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
@@ -64,14 +65,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     f"(training accuracy more than {MEMORISATION_GAP:.2f} ahead of held-out "
                     "accuracy) is shown per epoch.")
     p.add_argument("data", metavar="DATA", help="data file: .csv, .tsv, .jsonl or .parquet")
-    p.add_argument("--label-column", required=True, metavar="C", help="column of given labels")
+    p.add_argument("--label-column", metavar="C",
+                   help="column of given labels (default: a column named label, class, target, "
+                        "y, category, sentiment, …)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text-column", metavar="T", help="column of texts (text models)")
     what.add_argument("--feature-columns", metavar="A,B,...",
                       help="comma-separated feature columns; shell-style patterns work ('px_*')")
     p.add_argument("--id-column", metavar="I",
                    help="column of unique example ids (default: the 0-based row number)")
-    p.add_argument("--out", required=True, metavar="RUN", help="output directory")
+    p.add_argument("--out", metavar="RUN",
+                   help="output directory (default: DATA's name + '-datacarto' in the current "
+                        "directory)")
     p.add_argument("--allow-many-classes", action="store_true",
                    help="accept a label column with more distinct values than half the rows "
                         "(refused by default: it is usually a continuous target or an id)")
@@ -94,7 +99,8 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> RunOptio
 def execute(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     progress = Progress(quiet=args.quiet)
-    result = run_file(args.data, options, args.out, progress=progress,
+    out = args.out if args.out is not None else default_out(args.data)
+    result = run_file(args.data, options, out, progress=progress,
                       allow_many_classes=args.allow_many_classes)
     text = summarize(result, top=args.top)
     from ..store import atomic_write_text

@@ -53,6 +53,7 @@ from ..recorder import Recorder
 from ..regions import REGIONS
 from ..run import load
 from .autoselect import MAX_EPOCHS, Candidate, Selection
+from .infer import infer_columns
 from .featurize import (check_minilm_available, looks_english, lsa_features, minilm_embeddings,
                         tabular_features, tfidf_features)
 from .loop import HELDOUT_SCHEMES, MEMORISATION_GAP, memorisation_epoch, train_and_record
@@ -77,7 +78,7 @@ MAX_SUSPECT_FEATURES = 30
 class RunOptions:
     """Options of ``datacarto run`` (see ``datacarto run --help``)."""
 
-    label_column: str
+    label_column: str | None = None             # None: guessed (train.infer)
     text_column: str | None = None
     feature_columns: Sequence[str] | str | None = None
     id_column: str | None = None
@@ -115,6 +116,8 @@ class Prepared:
     base: Path | None = None
     max_epochs: int = MAX_EPOCHS
     selection: Selection | None = None          # what --model auto chose, and why
+    guessed: list[str] = field(default_factory=list)  # column options train.infer filled in
+    options: RunOptions | None = None           # the options with the guessed columns filled in
 
 
 @dataclass
@@ -226,6 +229,11 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
         max_epochs = _positive_int(options.max_epochs, "--max-epochs", minimum=2)
     if options.text_column is not None and options.feature_columns is not None:
         raise InputError("datacarto run: give either --text-column or --feature-columns, not both.")
+    guessed: list[str] = []
+    if options.label_column is None or (options.text_column is None
+                                        and options.feature_columns is None):
+        options, guessed = infer_columns(frame, options, source=source)
+    assert options.label_column is not None
     if options.text_column is None and options.feature_columns is None:
         raise InputError(f"{source}: say what the model reads: --text-column T for text, or "
                          f"--feature-columns A,B (patterns like 'x_*' work) for tabular data; "
@@ -292,7 +300,7 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
     return Prepared(frame=frame, source=source, ids=ids, labels=labels, classes=classes, kind=kind,
                     texts=texts, feature_columns=features, model=model,
                     epochs=None if epochs is None else int(epochs), hyper=hyper, base=base,
-                    max_epochs=max_epochs)
+                    max_epochs=max_epochs, guessed=guessed, options=options)
 
 
 # --------------------------------------------------------------------------- output dir
@@ -437,6 +445,7 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
             data_fingerprint: str | None = None, extra: dict[str, Any] | None = None,
             progress: Progress | None = None, title: str | None = None) -> RunResult:
     """Featurize, train and record every seed, compute metrics and write every output."""
+    options = prep.options or options  # with the columns prepare() guessed
     out = Path(out)
     progress = progress or Progress(quiet=options.quiet)
     t_start = time.perf_counter()
@@ -562,6 +571,7 @@ def _write_summary_json(run: RunResult, options: RunOptions) -> None:
         "capture": options.capture,
         "heldout": options.heldout,
         "run_dirs": [str(d.relative_to(run.out)) if d != run.out else "." for d in run.run_dirs],
+        "guessed_columns": run.prepared.guessed,
         "model_auto": run.extra.get("model_auto"),
         "fit": (m.attrs.get("label_errors") or {}).get("fit"),
         "regions": {r: int((m["region"] == r).sum()) for r in REGIONS},
@@ -626,6 +636,9 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
              f"{', …' if len(prep.classes) > 8 else ''}); model {prep.model}, {prep.epochs} "
              f"epoch{'s' if prep.epochs != 1 else ''}"
              f"{f', {len(run.run_dirs)} seeds' if len(run.run_dirs) > 1 else ''}."]
+    if prep.guessed:
+        lines.append("Columns guessed: " + " ".join(prep.guessed) + " (give the options to "
+                     "override)")
     auto = (run.extra.get("model_auto") or {}).get("reason")
     if auto:
         lines.append(auto)
@@ -722,9 +735,33 @@ def run_file(path: str | os.PathLike[str], options: RunOptions, out: str | os.Pa
     from ..datafiles import check_label_column, read_data
 
     frame = read_data(path, text_columns=[options.id_column])  # ids as written: 00001, 01 != 1
+    guessed: list[str] = []
+    if options.label_column is None or (options.text_column is None
+                                        and options.feature_columns is None):
+        options, guessed = infer_columns(frame, options, source=str(path))
+        if options.id_column is not None and any(g.startswith("--id-column") for g in guessed):
+            frame = read_data(path, text_columns=[options.id_column])
     check_label_column(frame, options.label_column, path=path,
                        allow_many_classes=allow_many_classes)
     prep = prepare(frame, options, source=str(path))
+    prep.guessed = guessed
     out = reset_output(out, inputs=[path])
     return execute(prep, options, out, data_fingerprint=store.fingerprint_file(path),
                    progress=progress)
+
+
+def default_out(data: str | os.PathLike[str]) -> Path:
+    """``RUN`` when ``--out`` is not given: the data file's name + ``-datacarto``, in the
+    current directory (``reviews.csv`` -> ``./reviews-datacarto``).
+
+    Examples
+    --------
+    >>> default_out("data/reviews.csv.gz").name
+    'reviews-datacarto'
+    """
+    name = Path(data).name
+    for suffix in (".gz", ".bz2", ".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return Path.cwd() / f"{name}-datacarto"
+
