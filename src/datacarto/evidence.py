@@ -28,13 +28,14 @@ Rows are scaled to unit L2 norm; with more than :data:`MAX_DIMS` feature dimensi
 projected on the top :data:`MAX_DIMS` right singular vectors of the unit rows (randomized SVD,
 Halko et al. 2011, fitted on a seeded sample of :data:`SVD_ROWS` rows; sparse matrices are
 never densified), re-normalised, and the :data:`RERANK` best candidates found there are
-re-ranked by their exact cosine on the original rows (on 5 % label-flipped Rotten Tomatoes
-TF-IDF this lifts the AUROC of ``1 - neighbour_agreement`` for the flips from 0.80 to 0.83;
-exact neighbours: 0.85). Up to :data:`EXACT_ROWS` rows the search is exhaustive (similarities
-in row chunks of at most ~32 MB, top-k through block maxima); beyond, it is an inverted-file
-search: spherical k-means into ~sqrt(N) clusters, each row compared with the members of its
-:data:`PROBES` nearest clusters (recall@10 > 0.99 against the exhaustive search on clustered
-data). A full N x N pass over 100,000 rows would take minutes; this takes seconds.
+re-ranked by their exact cosine on the original rows (Rotten Tomatoes TF-IDF with 5 % of the
+labels flipped: AUROC of ``1 - neighbour_agreement`` for the flips 0.80 from the projection
+alone, 0.82 re-ranked; exact neighbours 0.85 on a 1,500-row sample). Up to
+:data:`EXACT_ROWS` rows the search is exhaustive (similarities in row chunks of at most ~32 MB,
+top-k through block maxima); beyond, it is an inverted-file search: spherical k-means into
+~sqrt(N) clusters, each row compared with the members of its :data:`PROBES` nearest clusters
+(recall@10 > 0.99 against the exhaustive search on clustered data). A full N x N pass over
+100,000 rows takes minutes on 2 cores; this takes 7-21 s (docs/label-errors.md).
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ from .errors import InputError
 
 __all__ = ["COLUMNS", "EVIDENCE_FILE", "NEAR_DUPLICATE", "NEIGHBOURS", "Duplicates", "Neighbours",
            "attach_evidence", "compute_evidence", "conflicting_duplicates", "describe_evidence",
-           "heldout_gold_probability", "nearest_neighbours", "neighbour_agreement",
-           "neighbourhood_evidence", "normalize_text", "persistent_prediction", "read_evidence",
-           "read_heldout", "reasons", "write_evidence"]
+           "evidence_texts", "feature_matrix", "heldout_for_run", "heldout_gold_probability",
+           "nearest_neighbours", "neighbour_agreement", "neighbourhood_evidence",
+           "normalize_text", "persistent_prediction", "read_evidence", "reasons", "window_mask",
+           "write_evidence"]
 
 #: Neighbours per example for :func:`neighbour_agreement`.
 NEIGHBOURS = 10
@@ -66,7 +68,7 @@ MAX_DIMS = 128
 #: Exact neighbour search up to this many rows; inverted-file search beyond.
 EXACT_ROWS = 20_000
 #: Rows (a seeded sample) from which the projection of wide features is computed.
-SVD_ROWS = 20_000
+SVD_ROWS = 10_000
 #: Clusters probed per row by the inverted-file search.
 PROBES = 10
 #: Candidates from a projected search re-ranked by their exact cosine.
@@ -148,7 +150,7 @@ def heldout_gold_probability(heldout_logits: Any, labels: Any, keep: Any = None)
     Parameters
     ----------
     heldout_logits : array-like (E, N, K)
-        Held-out logits per epoch (:func:`read_heldout`).
+        Held-out logits per epoch (``datacarto.store.read_heldout(run).logits``).
     labels : array-like (N,) of int
         Given labels.
     keep : array-like (E,) of bool, optional
@@ -186,29 +188,47 @@ def heldout_gold_probability(heldout_logits: Any, labels: Any, keep: Any = None)
     return total / mask.sum()
 
 
-def read_heldout(path: str | os.PathLike[str], ids: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``RUN/heldout.parquet`` as ``(epochs (E,), logits (E, N, K))`` in the order of ``ids``.
+def window_mask(epochs: Any, window: str | None) -> np.ndarray:
+    """(E,) bool: which of ``epochs`` lie in an inclusive window such as ``"1:4"`` (None: all).
 
-    Rows of ``ids`` that the file lacks get NaN logits.
+    >>> window_mask([1, 2, 3, 4], "2:3").tolist()
+    [False, True, True, False]
     """
-    import pyarrow.parquet as pq
+    from .dynamics import parse_epoch_window
 
-    table = pq.read_table(path, columns=["id", "epoch", "logits"])
-    epoch = table.column("epoch").to_numpy()
-    file_ids = table.column("id").to_numpy(zero_copy_only=False)
-    logits = table.column("logits").combine_chunks()
-    k = int(logits.type.list_size)
-    flat = logits.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, k)
-    epochs = np.unique(epoch)
-    target = pd.Index(np.asarray(ids).astype(str) if file_ids.dtype.kind in "UO"
-                      else np.asarray(ids))
-    out = np.full((len(epochs), len(target), k), np.nan, dtype=np.float32)
-    for j, e in enumerate(epochs):
-        sel = np.flatnonzero(epoch == e)
-        pos = pd.Index(file_ids[sel]).get_indexer(target)
-        ok = pos >= 0
-        out[j, ok] = flat[sel[pos[ok]]]
-    return epochs.astype(np.int64), out
+    ep = np.asarray(epochs, dtype=np.int64)
+    if window is None:
+        return np.ones(len(ep), dtype=bool)
+    lo, hi = parse_epoch_window(window)
+    return (ep >= (lo if lo is not None else ep.min(initial=0))) & (
+        ep <= (hi if hi is not None else ep.max(initial=0)))
+
+
+def heldout_for_run(run_dir: str | os.PathLike[str], ids: Any, labels: Any,
+                    window: str | None = None) -> np.ndarray | None:
+    """:func:`heldout_gold_probability` from ``RUN/heldout.parquet``
+    (:func:`datacarto.store.read_heldout`) in the order of ``ids``, over the epochs of
+    ``window`` (all epochs when None, or when the window holds none of the held-out epochs).
+    None when the run has no held-out logits; NaN for ids the file lacks."""
+    from .store import read_heldout
+
+    held = read_heldout(run_dir)
+    if held is None:
+        return None
+    id_arr = np.asarray(ids)
+    as_str = held.ids.dtype.kind in "UO" or id_arr.dtype.kind in "UO"
+    pos = pd.Index(held.ids.astype(str) if as_str else held.ids).get_indexer(
+        id_arr.astype(str) if as_str else id_arr)
+    found = pos >= 0
+    keep = window_mask(held.epochs, window)
+    if not keep.any():
+        keep[:] = True
+    y = np.asarray(labels, dtype=np.int64)
+    out = np.full(len(id_arr), np.nan)
+    if found.any():
+        logits = held.logits[:, pos[found]]
+        out[found] = heldout_gold_probability(logits, y[found], keep)
+    return out
 
 
 # ---------------------------------------------------------------------- (c) neighbours
@@ -270,11 +290,13 @@ def _randomized_basis(X: Any, scale: np.ndarray, r: int, seed: int, n_iter: int 
     d = X.shape[1]
     width = min(d, X.shape[0], r + 10)
 
+    dtype = X.dtype if X.dtype == np.float32 else np.float64
+
     def times(M: np.ndarray) -> np.ndarray:      # diag(scale) X M
-        return np.asarray(X @ M, dtype=np.float64) * scale[:, None]
+        return np.asarray(X @ M.astype(dtype), dtype=np.float64) * scale[:, None]
 
     def times_t(M: np.ndarray) -> np.ndarray:    # (diag(scale) X)^T M
-        return np.asarray(X.T @ (M * scale[:, None]), dtype=np.float64)
+        return np.asarray(X.T @ (M * scale[:, None]).astype(dtype), dtype=np.float64)
 
     Q = _orthonormal(times(rng.standard_normal((d, width))))
     for _ in range(n_iter):
@@ -299,8 +321,12 @@ def _search_space(X: Any, max_dims: int, seed: int) -> tuple[np.ndarray, np.ndar
         sample = np.arange(n)
         if n > SVD_ROWS:
             sample = np.sort(np.random.default_rng(seed).choice(n, SVD_ROWS, replace=False))
+        if _is_sparse(X):  # sparse products are single-threaded: unit rows in float32, once
+            X = X.multiply(scale[:, None]).tocsr().astype(np.float32)
+            scale = np.ones(n)
         V = _randomized_basis(X[sample], scale[sample], max_dims, seed)
-        Z = (np.asarray(X @ V, dtype=np.float64) * scale[:, None]).astype(np.float32)
+        Z = np.asarray(X @ V.astype(X.dtype), dtype=np.float64) * scale[:, None]
+        Z = Z.astype(np.float32)
     elif _is_sparse(X):
         Z = (X.toarray() * scale[:, None]).astype(np.float32)
     else:
@@ -321,13 +347,15 @@ def _topk_small(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return idx, S.copy()
     kth = np.sort(S, axis=1)[:, m - k][:, None]
     chosen = S >= kth
-    tied = np.flatnonzero(chosen.sum(axis=1) > k)
-    if len(tied):  # keep every larger entry, then the lowest columns equal to the k-th
+    flat = np.flatnonzero(chosen)
+    if len(flat) != r * k:  # ties at the k-th value: every larger entry, then the lowest columns
+        tied = np.flatnonzero(chosen.sum(axis=1) > k)
         St, kt = S[tied], kth[tied]
         at = St == kt
         need = k - (St > kt).sum(axis=1, keepdims=True)
         chosen[tied] = (St > kt) | (at & (np.cumsum(at, axis=1) <= need))
-    cols = np.nonzero(chosen)[1].reshape(r, k)
+        flat = np.flatnonzero(chosen)
+    cols = flat.reshape(r, k) - (np.arange(r) * m)[:, None]
     return cols, np.take_along_axis(S, cols, axis=1)
 
 
@@ -421,14 +449,14 @@ def _ivf_search(Z: np.ndarray, k: int, probes: int, seed: int) -> tuple[np.ndarr
         step = max(1, _BLOCK_FLOATS // len(mem))
         for lo in range(0, len(rows), step):
             q = rows[lo:lo + step]
-            S = Z[q] @ Zm_t
+            S = np.empty((len(q), k + len(mem)), dtype=np.float32)
+            S[:, :k] = best_sim[q]                    # the best so far compete with the members
+            np.matmul(Z[q], Zm_t, out=S[:, k:])
             own = np.flatnonzero(home[q] == c)
-            S[own, slot_of[q[own]]] = -np.inf
-            idx, vals = _topk(S, min(k, len(mem)))
-            merged_sim = np.concatenate([best_sim[q], vals], axis=1)
-            merged_idx = np.concatenate([best_idx[q], mem[idx]], axis=1)
-            pick, best_sim[q] = _topk_small(merged_sim, k)
-            best_idx[q] = np.take_along_axis(merged_idx, pick, axis=1)
+            S[own, k + slot_of[q[own]]] = -np.inf
+            pick, best_sim[q] = _topk(S, k)
+            known = np.take_along_axis(best_idx[q], np.minimum(pick, k - 1), axis=1)
+            best_idx[q] = np.where(pick < k, known, mem[np.maximum(pick - k, 0)])
     return best_idx, best_sim
 
 
@@ -438,12 +466,21 @@ def _pair_cosines(X: Any, norms: np.ndarray, rows: np.ndarray, cand: np.ndarray)
     ok = cand >= 0
     flat = np.where(ok, cand, rows[:, None]).ravel()
     if _is_sparse(X):
-        d = X.shape[1]
-        Xr = X[rows].toarray().ravel()
+        # the rows, densified over the columns they use only (plus one zero column); every
+        # candidate has a non-zero row, so each reduceat segment is non-empty
+        R = X[rows]
+        used, where = np.unique(R.indices, return_inverse=True)
+        u = len(used) + 1
+        Xr = np.zeros(r * u, dtype=np.float64)
+        Xr[np.repeat(np.arange(r) * u, np.diff(R.indptr)) + where] = R.data
+        lookup = np.full(X.shape[1], u - 1, dtype=np.int64)
+        lookup[used] = np.arange(u - 1)
         Cm = X[flat]
-        nnz_row = np.repeat(np.arange(r * c), np.diff(Cm.indptr))
-        prod = Cm.data * Xr.take((nnz_row // c) * d + Cm.indices)
-        dots = np.bincount(nnz_row, weights=prod, minlength=r * c).reshape(r, c)
+        pos = lookup.take(Cm.indices)
+        pos += np.repeat(np.arange(r, dtype=np.int64) * u, np.diff(Cm.indptr[::c]))
+        prod = Xr.take(pos)
+        prod *= Cm.data
+        dots = np.add.reduceat(prod, Cm.indptr[:-1]).reshape(r, c)
     else:
         Xr = np.asarray(X[rows], dtype=np.float64)
         dots = np.einsum("rd,rcd->rc", Xr, np.asarray(X[flat], dtype=np.float64).reshape(r, c, -1))
@@ -458,8 +495,8 @@ def _rerank(X: Any, norms: np.ndarray, rows: np.ndarray, cand: np.ndarray,
     r, c = cand.shape
     idx = np.empty((r, k), dtype=np.int64)
     sim = np.empty((r, k), dtype=np.float64)
-    if _is_sparse(X):  # a dense (step, D) block of the rows, their candidates' non-zeros
-        per_row = max(X.shape[1], c * int(np.ceil(X.nnz / max(1, X.shape[0]))))
+    if _is_sparse(X):  # the candidates' non-zeros (~40 bytes each), the rows densified
+        per_row = 4 * (c + 1) * int(np.ceil(X.nnz / max(1, X.shape[0])))
     else:
         per_row = c * X.shape[1]
     step = max(1, _BLOCK_FLOATS // max(1, per_row))
@@ -614,25 +651,41 @@ def normalize_text(text: Any) -> str:
 def _exact_groups(texts: Sequence[Any] | None, X: Any) -> np.ndarray | None:
     """Group code per row (-1: in no group) by normalised text, else by identical feature row."""
     if texts is not None:
-        keys = np.array([normalize_text("" if t is None else t) for t in texts], dtype=object)
+        keys = np.array([normalize_text("" if t is None or (isinstance(t, float) and t != t)
+                                        else t) for t in texts], dtype=object)
         codes = pd.factorize(keys)[0].astype(np.int64)
         codes[keys == ""] = -1
         return codes
     if X is None:
         return None
+    from hashlib import blake2b
+
+    def digest(*parts: np.ndarray) -> bytes:  # 16 bytes per row, whatever its width
+        h = blake2b(digest_size=16)
+        for part in parts:
+            h.update(part.tobytes())
+        return h.digest()
+
+    n = X.shape[0]
+    keys = np.empty(n, dtype=object)
+    empty = np.zeros(n, dtype=bool)
     if _is_sparse(X):
         Xc = X.tocsr().copy()
         Xc.eliminate_zeros()
         Xc.sort_indices()
-        keys = [Xc.indices[a:b].tobytes() + b"|" + Xc.data[a:b].tobytes()
-                for a, b in zip(Xc.indptr[:-1], Xc.indptr[1:])]
-        codes = pd.factorize(np.array(keys, dtype=object))[0].astype(np.int64)
-        codes[np.diff(Xc.indptr) == 0] = -1
-        return codes
-    A = np.ascontiguousarray(np.asarray(X, dtype=np.float64)) + 0.0  # -0.0 == 0.0
-    void = A.view(np.dtype((np.void, A.dtype.itemsize * A.shape[1]))).ravel()
-    codes = np.unique(void, return_inverse=True)[1].astype(np.int64).ravel()
-    codes[~A.any(axis=1)] = -1
+        data = Xc.data.astype(np.float64) + 0.0                # -0.0 == 0.0
+        for i, (a, b) in enumerate(zip(Xc.indptr[:-1].tolist(), Xc.indptr[1:].tolist())):
+            keys[i] = digest(Xc.indices[a:b].astype(np.int64), data[a:b])
+        empty = np.diff(Xc.indptr) == 0
+    else:
+        A = np.asarray(X)
+        step = max(1, _BLOCK_FLOATS // max(1, A.shape[1]))
+        for lo in range(0, n, step):
+            blk = np.ascontiguousarray(A[lo:lo + step], dtype=np.float64) + 0.0
+            keys[lo:lo + step] = [digest(row) for row in blk]
+            empty[lo:lo + step] = ~blk.any(axis=1)
+    codes = pd.factorize(keys)[0].astype(np.int64)
+    codes[empty] = -1
     return codes
 
 
@@ -694,7 +747,8 @@ def conflicting_duplicates(labels: Any, ids: Any, texts: Sequence[Any] | None = 
     id_arr = np.asarray(ids)
     n = len(y)
     if len(id_arr) != n or (texts is not None and len(texts) != n):
-        raise InputError("conflicting_duplicates: labels, ids and texts must have one entry per row.")
+        raise InputError("conflicting_duplicates: labels, ids and texts must have one entry per "
+                         "row.")
     if not 0.0 < float(threshold) <= 1.0:
         raise InputError(f"conflicting_duplicates: threshold must be in (0, 1]; got {threshold!r}.")
     if X is not None:
@@ -753,8 +807,8 @@ def conflicting_duplicates(labels: Any, ids: Any, texts: Sequence[Any] | None = 
 
 
 # ------------------------------------------------------------------------------ frame
-def _features_or_none(X: Any) -> Any:
-    """``X`` when it is a feature matrix (ndarray or scipy sparse), else None (tokens)."""
+def feature_matrix(X: Any) -> Any:
+    """``X`` when it is a feature matrix (ndarray or scipy sparse), else None (e.g. tokens)."""
     if X is None:
         return None
     if _is_sparse(X):
@@ -776,7 +830,7 @@ def neighbourhood_evidence(ids: Any, labels: Any, classes: Sequence[str], *,
     y = np.asarray(labels, dtype=np.int64)
     n = len(y)
     names = np.asarray([str(c) for c in classes] + [None], dtype=object)  # -1 -> None
-    X = _features_or_none(features)
+    X = feature_matrix(features)
     if X is not None:
         X = _check_features(X, "compute_evidence")
         if X.shape[0] != n:
@@ -920,7 +974,8 @@ def compute_evidence(ids: Any, labels: Any, classes: Sequence[str], *, pred: Any
     held = (np.full(n, np.nan) if heldout_prob is None
             else np.asarray(heldout_prob, dtype=np.float64))
     if held.shape != (n,):
-        raise InputError(f"compute_evidence: heldout_prob must have shape ({n},); got {held.shape}.")
+        raise InputError(f"compute_evidence: heldout_prob must have shape ({n},); got "
+                         f"{held.shape}.")
     frame = pd.DataFrame({
         "id": id_arr,
         "kept_predicting": names[kept],
@@ -1008,8 +1063,8 @@ def describe_evidence(record: Mapping[str, Any]) -> str:
     >>> describe_evidence({"label_name": "pos", "kept_predicting": "neg",
     ...                    "kept_predicting_epochs": 5, "epochs_recorded": 6,
     ...                    "heldout_given_prob": 0.08, "neighbour_agreement": 0.2,
-    ...                    "neighbour_label": "neg"})
-    'predicted neg in 5 of 6 epochs; held-out p(pos) 0.08; 20% of nearest neighbours labelled pos (most: neg)'
+    ...                    "neighbour_label": "neg"})  # doctest: +ELLIPSIS
+    'predicted neg in 5 of 6 epochs; held-out p(pos) 0.08; 20% of nearest ... pos (most: neg)'
     """
     given = _fmt_label(record.get("label_name")) or "given label"
     parts = []
@@ -1028,5 +1083,18 @@ def describe_evidence(record: Mapping[str, Any]) -> str:
     if agree is not None and not pd.isna(agree):
         major = _fmt_label(record.get("neighbour_label"))
         parts.append(f"{float(agree):.0%} of nearest neighbours labelled {given}"
-                     + (f" (most: {major})" if major is not None else ""))
+                     + (f" (most: {major})" if major not in (None, given) else ""))
     return "; ".join(parts)
+
+
+def evidence_texts(frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per row of a metrics frame, why it is a suspect and its :func:`describe_evidence` ('' for
+    rows that are not suspects); ``(None, None)`` when the frame carries no evidence."""
+    if "reason" not in frame.columns:
+        return None, None
+    reason = frame["reason"].fillna("").astype(str).to_numpy(dtype=object)
+    evidence = np.full(len(frame), "", dtype=object)
+    rows = np.flatnonzero(reason != "")
+    if len(rows):
+        evidence[rows] = [describe_evidence(r) for r in frame.iloc[rows].to_dict("records")]
+    return reason, evidence

@@ -35,8 +35,9 @@ Default method, ``"noise_posterior"``, from ONE training run:
        M[g, k] = excess[g, k] + b + 1   (g != k),   M[k, k] = C[k, k]
        T[g, k] = M[g, k] / sum_g' M[g', k]           # P(given label g | true class k)
 
-4. **Score** = posterior probability that the given label is wrong, treating ``P_i`` as the
-   class posterior::
+4. **Score** = posterior probability that the given label is wrong under the noise model,
+   treating ``P_i`` as the class posterior (a ranking score: ``P_i`` is not calibrated, so
+   neither is the score; the flag is calibrated by step 6)::
 
        label_error_score_i = 1 - T[y_i, y_i] P_i[y_i] / sum_k T[y_i, k] P_i[k]
 
@@ -361,7 +362,7 @@ def _check_threshold(threshold: Any) -> float | None:
         value = float("nan")
     if not (0.0 < value < 1.0):
         raise InputError(f"The 'threshold' parameter of detect_label_errors must be a float in "
-                         f"(0, 1) (flag examples whose label_error_score, the probability that the "
+                         f"(0, 1) (flag examples whose label_error_score, the noise-model posterior that the "
                          f"label is wrong, reaches it) or None for the confident-learning count. "
                          f"Got {threshold!r} instead.")
     return value

@@ -37,7 +37,7 @@ __all__ = ["CACHE_DIR", "CREATED_BY", "OUTPUT_FILES", "reset_output"]
 CREATED_BY = "datacarto run"
 OUTPUT_FILES = ("run.json", "heldout.parquet", "metrics.parquet", "metrics.csv", "datamap.png",
                 "suspects.csv", "summary.json", "summary.txt", "data.csv", "data.parquet",
-                "injected_flips.csv")
+                "injected_flips.csv", "evidence.parquet")
 CACHE_DIR = "cache"
 _SEED_DIR = re.compile(r"^seed-\d+$")
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp-\d+$")

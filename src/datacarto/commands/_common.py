@@ -38,7 +38,15 @@ def run_metrics(args: argparse.Namespace) -> tuple[Run, pd.DataFrame]:
     metrics = run.metrics(epochs=args.epochs, include_ci=args.include_ci,
                           regions={"method": args.regions}, engine=args.engine,
                           scheduler=args.scheduler)
-    return run, metrics
+    return run, with_evidence(run.path, metrics)
+
+
+def with_evidence(run_dir: str | Path, metrics: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` joined with ``RUN/evidence.parquet`` (why each suspect is flagged), when the
+    run has one (``datacarto run`` writes it; a run recorded by your own loop has none)."""
+    from ..evidence import attach_evidence, read_evidence
+
+    return attach_evidence(metrics, read_evidence(run_dir))
 
 
 def note_incomplete(run: Run) -> None:

@@ -4,6 +4,12 @@ Each row gets an ``assessment``: ``likely mislabeled`` where the calibrated labe
 is set (``is_label_error``), else the example's region, ``ambiguous`` or ``hard`` (the model
 is unsure of it, or never learns it, but nothing says the label is wrong). By default the
 table holds those three kinds; ``--all`` adds the easy, unflagged rest (assessment ``easy``).
+
+Runs made by ``datacarto run`` also record why each suspect is flagged
+(``RUN/evidence.parquet``, :mod:`datacarto.evidence`): the table then gains the evidence
+columns (``reason``, ``kept_predicting``, ``heldout_given_prob``, ``neighbour_agreement``,
+``conflicting_duplicates``, ...), lists every row with a duplicate labelled differently
+whatever its score, and the preview prints a "why" line per suspect.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import pandas as pd
 
 from ..datafiles import data_format, write_data
 from ..errors import InputError, SchemaError
+from ..evidence import COLUMNS as EVIDENCE_COLUMNS
+from ..evidence import describe_evidence
 from ._common import add_metric_options, default_output, detector_notes, guard_output, run_metrics
 from .select import load_data_for_run
 
@@ -47,8 +55,13 @@ def flag_table(metrics: pd.DataFrame, *, include_all: bool = False) -> pd.DataFr
     flagged = metrics["is_label_error"].to_numpy(dtype=bool)
     region = metrics["region"].to_numpy(dtype=object)
     keep = np.ones(len(metrics), dtype=bool) if include_all else flagged | (region != "easy")
+    if "n_conflicting_duplicates" in metrics.columns:  # always a suspect, whatever its score
+        keep |= metrics["n_conflicting_duplicates"].fillna(0).to_numpy() > 0
     table = metrics.loc[keep, [c for c in COLUMNS if c != "assessment"]].copy()
     table["assessment"] = np.where(flagged[keep], LIKELY_MISLABELED, region[keep])
+    for col in EVIDENCE_COLUMNS:  # why it is flagged, when `datacarto run` recorded it
+        if col in metrics.columns:
+            table[col] = metrics.loc[keep, col].to_numpy()
     return table.sort_values(["label_error_score", "id"], ascending=[False, True],
                              kind="mergesort").reset_index(drop=True)
 
@@ -80,17 +93,42 @@ def execute(args: argparse.Namespace) -> int:
     kinds = ", ".join(f"{int(counts.get(k, 0)):,} {k}"
                       for k in (LIKELY_MISLABELED, "ambiguous", "hard", "easy")
                       if k != "easy" or args.all)
+    if "n_conflicting_duplicates" in table.columns:
+        kinds += (f"; {int((table['n_conflicting_duplicates'] > 0).sum()):,} with a duplicate "
+                  "labelled differently")
     print(f"{len(table):,} of {len(metrics):,} examples listed ({kinds})")
     for line in detector_notes(metrics):
         print(line)
     if len(table):
         print(_preview(table.head(_SHOWN), args.text_column))
+        for line in _why(table, _SHOWN):
+            print(line)
     print(f"wrote {out}")
     return 0
 
 
+def _why(table: pd.DataFrame, n: int) -> list[str]:
+    """'Why' lines: the first ``n`` suspects with a reason, then up to ``n`` more rows whose only
+    reason is a duplicate labelled differently (they may sort far down by score)."""
+    if "reason" not in table.columns:
+        return []
+    has = table["reason"].fillna("").astype(str).str.len().to_numpy() > 0
+    dup_only = has & ~(table["assessment"] == LIKELY_MISLABELED).to_numpy()
+    first = np.flatnonzero(has)[:n]
+    extra = [i for i in np.flatnonzero(dup_only) if i not in set(first.tolist())][:n]
+    rows = list(first) + extra
+    if not rows:
+        return []
+    lines = ["Why (the evidence of each suspect):"]
+    for i in rows:
+        rec = table.iloc[int(i)]
+        evidence = describe_evidence(rec.to_dict())
+        lines.append(f"  id={rec['id']}: {rec['reason']}" + (f" | {evidence}" if evidence else ""))
+    return lines
+
+
 def _preview(table: pd.DataFrame, text_column: str | None) -> str:
-    shown = table.copy()
+    shown = table.drop(columns=[c for c in EVIDENCE_COLUMNS if c in table.columns])
     if text_column:
         shown[text_column] = [_shorten(str(t)) for t in shown[text_column]]
     for col in ("label_error_score", "confidence", "variability", "correctness"):

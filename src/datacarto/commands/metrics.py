@@ -16,7 +16,8 @@ from ..errors import InputError
 from ..metrics import aggregate_runs
 from ..regions import REGIONS
 from ..run import load
-from ._common import add_metric_options, default_output, detector_notes, guard_output, note_incomplete
+from ._common import (add_metric_options, default_output, detector_notes, guard_output,
+                      note_incomplete, with_evidence)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +49,14 @@ def summary(frame: pd.DataFrame) -> list[str]:
     regions = ", ".join(f"{r} {int(counts.get(r, 0)):,} ({_pct(int(counts.get(r, 0)), n)})"
                         for r in REGIONS)
     flagged = int(frame["is_label_error"].sum())
-    return [head, f"regions: {regions}",
-            f"flagged as likely mislabeled: {flagged:,} ({_pct(flagged, n)})"]
+    lines = [head, f"regions: {regions}",
+             f"flagged as likely mislabeled: {flagged:,} ({_pct(flagged, n)})"]
+    if "reason" in frame.columns:  # evidence recorded by `datacarto run`
+        dups = int((frame["n_conflicting_duplicates"].fillna(0) > 0).sum())
+        lines.append(f"with a duplicate labelled differently (also suspects): {dups:,}")
+        lines.append("why each suspect is flagged: columns reason, kept_predicting, "
+                     "heldout_given_prob, neighbour_agreement, conflicting_duplicates, ...")
+    return lines
 
 
 def _pct(k: int, n: int) -> str:
@@ -73,6 +80,8 @@ def execute(args: argparse.Namespace) -> int:
         frame = frames[0] if len(frames) == 1 else aggregate_runs(frames, regions=regions)
     except InputError as err:  # "run 2 has different ids": say which paths runs 1 and 2 are
         raise InputError(f"datacarto metrics {' '.join(map(str, args.runs))}: {err}") from err
+    if len(runs) == 1:  # why each suspect is flagged, when `datacarto run` recorded it
+        frame = with_evidence(runs[0].path, frame)
     write_data(frame, out)
     for line in summary(frame) + detector_notes(frame):
         print(line)

@@ -35,6 +35,7 @@ import pandas as pd
 from .._deps import require
 from .._version import __version__
 from ..errors import InputError, SchemaError
+from ..evidence import evidence_texts
 from ..plot.datamap import CORRECTNESS_COLORS, CORRECTNESS_EDGES, REGION_TITLES
 from ..regions import REGIONS
 from ..store import atomic_write_text
@@ -178,8 +179,10 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
     region_code = {r: i for i, r in enumerate(REGIONS)}
     region = np.fromiter((region_code[str(r)] for r in metrics["region"]), dtype=np.uint8, count=n)
     ids = metrics["id"].astype(str).to_numpy()
+    reason, evidence = evidence_texts(metrics)
+    suspect = flag if reason is None else flag | (reason != "")
 
-    hover, n_top = _hover_indices(flag, score, n, max_points, sample_size, seed)
+    hover, n_top = _hover_indices(suspect, score, n, max_points, sample_size, seed)
     dense = n > max_points
 
     def col(values: np.ndarray) -> list[Any]:
@@ -191,6 +194,9 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         "label": col(label), "sugg": col(sugg), "region": col(region),
         "score": col(score), "flag": flag[hover].astype(np.uint8).tolist(),
         "text": None if texts is None else [_trim(texts[i], text_chars) for i in hover.tolist()],
+        # why a suspect is flagged (datacarto run's evidence.parquet); None for other points
+        "reason": None if reason is None else [reason[i] or None for i in hover.tolist()],
+        "evidence": None if evidence is None else [evidence[i] or None for i in hover.tolist()],
     }
     full = None
     if dense:
@@ -215,6 +221,7 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         "mode": "density" if dense else "points",
         "sample": {"size": len(hover), "seed": seed, "suspects": n_top} if dense else None,
         "points": points, "full": full, "summary": summary, "suspects_total": int(flag.sum()),
+        "duplicates_total": 0 if reason is None else int(((reason != "") & ~flag).sum()),
     }
     parts = {"TITLE": html.escape(title), "VERSION": html.escape(__version__),
              "CSS": _asset("report.css"), "JS": _asset("report.js"),

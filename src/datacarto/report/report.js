@@ -211,6 +211,9 @@
       ["region", D.regions[P.region[i]]], ["error score", fmt(P.score[i])],
       ["flagged", P.flag[i] ? "yes" : "no"]
     ];
+    // why a suspect is flagged (evidence recorded by `datacarto run`)
+    if (P.reason && P.reason[i]) f.push(["why", P.reason[i]]);
+    if (P.evidence && P.evidence[i]) f.push(["evidence", P.evidence[i]]);
     return f;
   }
   function renderExample(container, i, withText) {
@@ -293,7 +296,13 @@
 
   // ------------------------------------------------------- suspects table
   var suspects = [];
-  for (var s = 0; s < nPts; s++) if (P.flag[s]) suspects.push(s);
+  // suspects: flagged, or (with evidence) a duplicate labelled differently
+  for (var s = 0; s < nPts; s++) if (P.flag[s] || (P.reason && P.reason[s])) suspects.push(s);
+  function why(i) {
+    var r = P.reason && P.reason[i] ? P.reason[i] : "", e = P.evidence && P.evidence[i] ? P.evidence[i] : "";
+    return r && e ? r + " | " + e : r + e;
+  }
+  var lowerWhy = P.reason ? P.id.map(function (_, i) { return why(i).toLowerCase(); }) : null;
   var lowerText = P.text ? P.text.map(function (t) { return t ? t.toLowerCase() : ""; }) : null;
   var table = { key: "score", desc: true, page: 0, size: 50, query: "" };
   var getters = {
@@ -301,7 +310,8 @@
     given: function (i) { return className(P.label[i]); }, suggested: function (i) { return className(P.sugg[i]); },
     confidence: function (i) { return P.y[i]; }, variability: function (i) { return P.x[i]; },
     correctness: function (i) { return P.corr[i]; }, region: function (i) { return D.regions[P.region[i]]; },
-    text: function (i) { return P.text && P.text[i] ? P.text[i] : ""; }
+    text: function (i) { return P.text && P.text[i] ? P.text[i] : ""; },
+    why: why
   };
   function tableRows() {
     var q = table.query, get = getters[table.key];
@@ -310,6 +320,7 @@
       if (!q) return true;
       return String(P.id[i]).toLowerCase().indexOf(q) >= 0 ||
              (lowerText && lowerText[i].indexOf(q) >= 0) ||
+             (lowerWhy && lowerWhy[i].indexOf(q) >= 0) ||
              className(P.label[i]).toLowerCase().indexOf(q) >= 0 ||
              className(P.sugg[i]).toLowerCase().indexOf(q) >= 0;
     });
@@ -342,6 +353,9 @@
       var td = el("td", null, "text");
       td.appendChild(el("div", P.text && P.text[i] !== null ? P.text[i] : ""));
       tr.appendChild(td);
+      var tw = el("td", null, "why");
+      tw.appendChild(el("div", why(i)));
+      tr.appendChild(tw);
       tbody.appendChild(tr);
     }
     document.getElementById("dc-page").textContent = rows.length ?
@@ -386,7 +400,10 @@
       (nPts - D.sample.suspects).toLocaleString("en") + " of the rest (seed " + D.sample.seed + ").";
   }
   var note = D.suspects_total.toLocaleString("en") + " examples flagged as likely label errors";
-  if (D.suspects_total > suspects.length) note += "; the table lists the top " + suspects.length.toLocaleString("en") + " by score";
+  if (D.duplicates_total) note += ", and " + D.duplicates_total.toLocaleString("en") +
+    " more with a duplicate labelled differently";
+  var flaggedShown = suspects.filter(function (i) { return P.flag[i]; }).length;
+  if (D.suspects_total > flaggedShown) note += "; the table lists the top " + flaggedShown.toLocaleString("en") + " by score";
   document.getElementById("dc-suspects-note").textContent = note + ".";
 
   // test and automation hooks: where a point is drawn, and when the page is ready

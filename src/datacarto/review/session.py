@@ -4,8 +4,11 @@ Everything the review server shows or changes goes through :class:`ReviewSession
 layer (:mod:`datacarto.review.server`) only parses requests and encodes answers. Examples
 are addressed by ``str(id)`` (a "key"); any key not in the run is an :class:`UnknownId`.
 
-The queue holds the suspects (``is_label_error``) by ``label_error_score``, highest first
-(ties by id), or the ``top`` highest-scoring examples when ``top`` is given. Neighbours are
+The queue holds the suspects (``is_label_error``, and rows with a duplicate labelled
+differently when the run recorded its evidence, :mod:`datacarto.evidence`) by
+``label_error_score``, highest first (ties by id), or the ``top`` highest-scoring examples
+when ``top`` is given. Each example carries its evidence (``reason``, ``evidence``) when the
+metrics frame has the evidence columns. Neighbours are
 the examples nearest on the data map, in (variability / 0.5, confidence) units so both
 axes span [0, 1].
 """
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..evidence import evidence_texts
 from ..report.source import LoadedData
 from .decisions import ACTIONS, REVIEW_DIR, DecisionLog
 from .export import ExportResult, export_corrected
@@ -79,13 +83,15 @@ class ReviewSession:
         self.flag = m["is_label_error"].to_numpy(bool)
         self.region = m["region"].astype(str).tolist()
         self.texts = data.texts_for(np.asarray(m["id"].to_numpy())) if data is not None else None
+        self.reason, self.evidence = evidence_texts(m)
+        suspect = self.flag if self.reason is None else self.flag | (self.reason != "")
         order = np.lexsort((np.arange(self.n), -self.score))
         if top is not None:
             if top < 1:
                 raise InputError(f"review: --top must be a positive integer; got {top}.")
             queue = order[:top]
         else:
-            queue = order[self.flag[order]]
+            queue = order[suspect[order]]
         self.queue = [int(i) for i in queue]
         self.position = {self.keys[i]: p for p, i in enumerate(self.queue)}
         self.log = DecisionLog(self.run_dir / REVIEW_DIR / "decisions.jsonl").load()
@@ -152,6 +158,8 @@ class ReviewSession:
         out = self._brief(row, TEXT_LIMIT)
         out.update({"correctness": round(float(self.corr[row]), 4), "position": self.position.get(key),
                     "neighbours": [self._brief(i, NEIGHBOUR_TEXT) for i in self.neighbours(row)]})
+        if self.reason is not None and self.evidence is not None:  # why it is a suspect
+            out.update({"reason": self.reason[row] or None, "evidence": self.evidence[row] or None})
         return out
 
     def map_points(self, seed: int = 0) -> dict[str, Any]:

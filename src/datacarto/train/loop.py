@@ -57,23 +57,40 @@ class TrainResult:
     timings: list[dict[str, float]] = field(default_factory=list)
 
 
-def stratified_halves(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """0/1 fold per row: within each class rows are shuffled and alternate between the folds.
+def stratified_folds(labels: np.ndarray, rng: np.random.Generator, k: int = 2) -> np.ndarray:
+    """Fold 0..k-1 per row: within each class rows are shuffled and dealt to the folds in turn.
 
     Examples
     --------
-    >>> f = stratified_halves(np.array([0, 0, 0, 0, 1, 1]), np.random.default_rng(0))
+    >>> f = stratified_folds(np.array([0, 0, 0, 0, 1, 1]), np.random.default_rng(0))
     >>> sorted(f[:4].tolist()), sorted(f[4:].tolist())
     ([0, 0, 1, 1], [0, 1])
     """
     folds = np.empty(len(labels), dtype=np.int8)
-    start = int(rng.integers(2))  # odd-sized classes do not always favour fold 0
+    start = int(rng.integers(k))  # odd-sized classes do not always favour fold 0
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
         rows = rows[rng.permutation(len(rows))]
-        folds[rows] = (np.arange(len(rows)) + start) % 2
-        start = (start + len(rows)) % 2
+        folds[rows] = (np.arange(len(rows)) + start) % k
+        start = (start + len(rows)) % k
     return folds
+
+
+#: Up to this many rows the side models are SMALL_DATA_FOLDS (each trained on all but one
+#: fold): with half the rows, a model of a small data set is too weak to judge its labels.
+SMALL_DATA_ROWS = 5000
+SMALL_DATA_FOLDS = 4
+
+
+def side_folds(n_examples: int) -> int:
+    """How many side models (folds) the held-out curve uses for ``n_examples`` rows.
+
+    Examples
+    --------
+    >>> side_folds(1000), side_folds(20000)
+    (4, 2)
+    """
+    return SMALL_DATA_FOLDS if n_examples <= SMALL_DATA_ROWS else 2
 
 
 def memorisation_epoch(curve: list[dict[str, Any]], gap: float = MEMORISATION_GAP) -> int | None:
@@ -123,35 +140,43 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 def train_and_record(make_model: Callable[[np.ndarray, int], EpochModel], labels: np.ndarray,
                      ids: np.ndarray, *, n_classes: int, recorder: Recorder, epochs: int,
                      capture: str, heldout: str, seed: int, progress: Progress,
-                     step_label: str = "") -> TrainResult:
+                     step_label: str = "", n_folds: int = 2) -> TrainResult:
     """Train ``epochs`` epochs and commit one recorded epoch per epoch to ``recorder``.
 
     ``make_model(train_rows, model_seed)`` builds a fresh model; ``labels`` are class indices
     (N,) aligned with ``ids``; ``capture`` is "pass" or "eval"; ``heldout`` one of
-    :data:`HELDOUT_SCHEMES` (module docstring).
+    :data:`HELDOUT_SCHEMES` (module docstring); ``n_folds`` side models with ``"side"`` (each
+    trains on all folds but one and predicts that one; ``"crossfit"`` always uses 2).
     """
     n = len(labels)
     everyone = np.arange(n)
     rng = np.random.default_rng(seed)
-    folds = stratified_halves(labels, rng) if heldout != "none" else None
-    halves = [] if folds is None else [np.flatnonzero(folds == f) for f in (0, 1)]
-    seeds = iter(int(s) for s in rng.integers(0, 2**31 - 1, size=3))
-    # (model, rows it trains on, recorded?) -- the recorded ones cover every row exactly once
-    members: list[tuple[EpochModel, np.ndarray, bool]] = []
+    k = 2 if heldout == "crossfit" else int(n_folds)
+    folds = stratified_folds(labels, rng, k) if heldout != "none" else None
+    parts = [] if folds is None else [np.flatnonzero(folds == f) for f in range(k)]
+    seeds = iter(int(s) for s in rng.integers(0, 2**31 - 1, size=k + 1))
+    # (model, rows it trains on, rows it predicts held out, recorded?) -- the recorded ones
+    # cover every row exactly once
+    members: list[tuple[EpochModel, np.ndarray, np.ndarray | None, bool]] = []
     if heldout in ("side", "none"):
-        members.append((make_model(everyone, next(seeds)), everyone, True))
-    for rows in halves:
-        members.append((make_model(rows, next(seeds)), rows, heldout == "crossfit"))
+        members.append((make_model(everyone, next(seeds)), everyone, None, True))
+    for f, part in enumerate(parts):
+        if heldout == "crossfit":
+            train, other = part, parts[1 - f]
+        else:
+            train = np.flatnonzero(folds != f) if k > 2 else parts[1 - f]
+            other = part
+        members.append((make_model(train, next(seeds)), train, other, heldout == "crossfit"))
     recorded = np.zeros((n, n_classes), dtype=np.float32)
     own = np.zeros((n, n_classes), dtype=np.float32)     # half models on their own half
     held = np.zeros((epochs, n, n_classes), dtype=np.float32) if folds is not None else None
     result = TrainResult(curve=[], folds=folds, heldout_logits=held)
-    steps = sum(len(rows) for _, rows, _ in members)
+    steps = sum(len(rows) for _, rows, _, _ in members)
     for epoch in range(1, epochs + 1):
         progress.start(f"{step_label}epoch {epoch}/{epochs}", total=steps)
         t_main = t_side = 0.0
-        for model, rows, is_recorded in members:
-            is_half = rows is not everyone
+        for model, rows, other, is_recorded in members:
+            is_half = other is not None
             sink = recorded if is_recorded else own
 
             def on_batch(batch: np.ndarray, logits: Any, sink: np.ndarray = sink) -> None:
@@ -164,8 +189,7 @@ def train_and_record(make_model: Callable[[np.ndarray, int], EpochModel], labels
             t1 = time.perf_counter()
             held_share = 0.0  # seconds of held-out inference, an overhead in every scheme
             if is_half:
-                assert held is not None and folds is not None
-                other = halves[1 - int(folds[rows[0]])]
+                assert held is not None and other is not None
                 if capture == "eval":
                     both = model.logits(everyone)  # one inference pass: own half + held-out half
                     sink[rows] = both[rows]

@@ -56,7 +56,8 @@ from .autoselect import MAX_EPOCHS, Candidate, Selection
 from .infer import infer_columns
 from .featurize import (check_minilm_available, looks_english, lsa_features, minilm_embeddings,
                         tabular_features, tfidf_features)
-from .loop import HELDOUT_SCHEMES, MEMORISATION_GAP, memorisation_epoch, train_and_record
+from .loop import (HELDOUT_SCHEMES, MEMORISATION_GAP, memorisation_epoch, side_folds,
+                   train_and_record)
 
 MODELS = ("auto", "linear", "mlp", "minilm", "finetune")
 CAPTURE_MODES = ("pass", "eval")
@@ -234,10 +235,6 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
                                         and options.feature_columns is None):
         options, guessed = infer_columns(frame, options, source=source)
     assert options.label_column is not None
-    if options.text_column is None and options.feature_columns is None:
-        raise InputError(f"{source}: say what the model reads: --text-column T for text, or "
-                         f"--feature-columns A,B (patterns like 'x_*' work) for tabular data; "
-                         f"columns are {_preview_columns([str(c) for c in frame.columns])}.")
     _require_column(frame, options.label_column, "label", source)
     if options.id_column is not None:
         _require_column(frame, options.id_column, "id", source)
@@ -475,13 +472,14 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
         seed = int(options.seed) + s
         step = f"seed {s + 1}/{seeds} " if seeds > 1 else ""
         recorder = Recorder(run_dir, classes=prep.classes, capture=options.capture, seed=seed,
+                            planned_epochs=prep.epochs,
                             data_fingerprint=data_fingerprint, meta=base_extra)
         with recorder:
             result = train_and_record(make_model, prep.labels, prep.ids,
                                       n_classes=len(prep.classes), recorder=recorder,
                                       epochs=prep.epochs, capture=options.capture,
                                       heldout=options.heldout, seed=seed, progress=progress,
-                                      step_label=step)
+                                      step_label=step, n_folds=side_folds(len(prep.labels)))
         if result.heldout_logits is not None and result.folds is not None:
             store.write_heldout(run_dir / store.HELDOUT_FILE, prep.ids, result.folds,
                            result.heldout_logits)
@@ -497,6 +495,7 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
         frames.append(_metrics(run_dir))
     t_metrics0 = time.perf_counter()
     metrics = frames[0] if seeds == 1 else aggregate_runs(frames)
+    metrics = _add_evidence(metrics, frames, run_dirs, prep, X, out)
     if "suggested_label_name" not in metrics.columns:
         metrics["suggested_label_name"] = np.asarray(prep.classes, dtype=object)[
             metrics["suggested_label"].to_numpy()]
@@ -518,8 +517,16 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
 
 
 def build_suspects(metrics: pd.DataFrame, prep: Prepared, options: RunOptions) -> pd.DataFrame:
-    """Flagged rows, most suspicious first (ties by id), joined with the user's text/features."""
-    flagged = metrics[metrics["is_label_error"].to_numpy(dtype=bool)]
+    """Suspects, most suspicious first (ties by id), joined with the user's text/features.
+
+    Suspects are the flagged rows and, when the frame carries the evidence
+    (:mod:`datacarto.evidence`), every row with a duplicate labelled differently; the evidence
+    columns follow ``region``.
+    """
+    suspect = metrics["is_label_error"].to_numpy(dtype=bool)
+    if "n_conflicting_duplicates" in metrics.columns:
+        suspect = suspect | (metrics["n_conflicting_duplicates"].to_numpy() > 0)
+    flagged = metrics[suspect]
     flagged = flagged.sort_values(["label_error_score", "id"], ascending=[False, True],
                                   kind="mergesort")
     out = pd.DataFrame({
@@ -531,6 +538,8 @@ def build_suspects(metrics: pd.DataFrame, prep: Prepared, options: RunOptions) -
         "variability": flagged["variability"].to_numpy(),
         "region": flagged["region"].to_numpy(),
     })
+    for col in _evidence_columns(flagged):
+        out[col] = flagged[col].to_numpy()
     rows = _rows_of(prep, out["id"].to_numpy())
     if prep.kind == "text":
         assert prep.texts is not None and options.text_column is not None
@@ -765,3 +774,55 @@ def default_out(data: str | os.PathLike[str]) -> Path:
             name = name[: -len(suffix)]
     return Path.cwd() / f"{name}-datacarto"
 
+
+# ------------------------------------------------------------------------------ evidence
+def _evidence_columns(frame: pd.DataFrame) -> list[str]:
+    """The evidence columns of ``frame``, ``reason`` first (none without evidence)."""
+    from ..evidence import COLUMNS
+
+    if "reason" not in frame.columns:
+        return []
+    return ["reason"] + [c for c in COLUMNS if c != "reason" and c in frame.columns]
+
+
+def _add_evidence(metrics: pd.DataFrame, frames: list[pd.DataFrame], run_dirs: list[Path],
+                  prep: Prepared, X: Any, out: Path) -> pd.DataFrame:
+    """Why each suspect is flagged (:mod:`datacarto.evidence`): write ``evidence.parquet`` to
+    ``out`` (pooled over the seeds: their epochs' predictions together, the mean of their
+    held-out probabilities) and, with several seeds, to each seed's directory; return
+    ``metrics`` with the evidence columns."""
+    from .. import evidence as ev
+
+    ids = metrics["id"].to_numpy()
+    labels = metrics["label"].to_numpy(dtype=np.int64)
+    rows = _rows_of(prep, ids)
+    identity = np.array_equal(rows, np.arange(len(rows)))
+    features = ev.feature_matrix(X)
+    if features is not None and not identity:
+        features = features[rows]
+    texts = prep.texts if prep.texts is None or identity else [prep.texts[i] for i in rows]
+    near = ev.neighbourhood_evidence(ids, labels, prep.classes, features=features, texts=texts)
+    preds, held_sum, held_n = [], np.zeros(len(ids)), np.zeros(len(ids))
+    for frame, run_dir in zip(frames, run_dirs):
+        dyn = load(run_dir).dynamics(logits=False)
+        pos = pd.Index(dyn.ids).get_indexer(ids)
+        pred = dyn.pred[pos]
+        window = (frame.attrs.get("label_errors") or {}).get("window")
+        held = ev.heldout_for_run(run_dir, ids, labels, window)
+        preds.append(pred)
+        if held is not None:
+            ok = np.isfinite(held)
+            held_sum[ok] += held[ok]
+            held_n[ok] += 1
+        if len(run_dirs) > 1:
+            ev.write_evidence(run_dir, ev.compute_evidence(
+                ids, labels, prep.classes, pred=pred, heldout_prob=held,
+                is_label_error=frame["is_label_error"].to_numpy(dtype=bool),
+                label_error_score=frame["label_error_score"].to_numpy(), neighbourhood=near))
+    pooled_held = np.where(held_n > 0, held_sum / np.maximum(held_n, 1), np.nan)
+    evidence = ev.compute_evidence(
+        ids, labels, prep.classes, pred=np.concatenate(preds, axis=1), heldout_prob=pooled_held,
+        is_label_error=metrics["is_label_error"].to_numpy(dtype=bool),
+        label_error_score=metrics["label_error_score"].to_numpy(), neighbourhood=near)
+    ev.write_evidence(out, evidence)
+    return ev.attach_evidence(metrics, evidence)

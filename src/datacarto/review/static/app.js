@@ -82,7 +82,10 @@
     dl.textContent = "";
     [["id", ex.id], ["given label", ex.given], ["suggested label", ex.suggested],
      ["error score", fmt(ex.score)], ["confidence", fmt(ex.y)], ["variability", fmt(ex.x)],
-     ["correctness", fmt(ex.correctness)], ["region", ex.region]].forEach(function (kv) {
+     ["correctness", fmt(ex.correctness)], ["region", ex.region]].concat(
+      // why it is a suspect: the evidence `datacarto run` recorded (absent otherwise)
+      ex.reason ? [["why", ex.reason]] : [], ex.evidence ? [["evidence", ex.evidence]] : []
+    ).forEach(function (kv) {
       dl.appendChild(el("dt", kv[0]));
       dl.appendChild(el("dd", kv[1]));
     });
