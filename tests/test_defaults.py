@@ -199,3 +199,34 @@ def test_text_auto_runs_on_non_english_text(tmp_path):
                       text_column="text")
     assert result.extra["model_auto"]["chosen"] in ("tfidf+linear", "lsa+mlp(128)")
     assert result.metrics.attrs["label_errors"]["fit"]["ok"] is True
+
+
+def _memorised_run(n: int = 200, k: int = 2, e: int = 4, seed: int = 0):
+    """In-sample logits that fit every given label (flips included); held-out logits that
+    predict the true class. Returns (dynamics, heldout, flipped)."""
+    import datacarto as dc
+    from datacarto.store import HeldOut
+
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    given, flipped = inject_label_noise(truth, 0.1, seed=seed)
+    rec = dc.Recorder(None, num_classes=k)
+    for _ in range(e):
+        rec.update(np.arange(n), 4.0 * np.eye(k)[given] + rng.normal(0, 0.1, (n, k)), given)
+        rec.end_epoch()
+    held = (2.0 * np.eye(k)[truth] + rng.normal(0, 0.5, (e, n, k))).astype(np.float32)
+    return rec.to_dynamics(), HeldOut(np.arange(n), np.arange(1, e + 1), np.zeros(n, np.int8),
+                                      held), flipped
+
+
+def test_a_window_that_fits_every_label_scores_on_held_out_predictions():
+    from datacarto.label_errors import detect_label_errors
+
+    dyn, held, flipped = _memorised_run()
+    out = detect_label_errors(dyn, heldout=held, window=None)
+    assert "held-out (cross-fitted) probabilities" in out["info"]["calibration"]
+    assert "fits every given label" in out["info"]["calibration"]
+    flagged = out["is_label_error"]
+    assert flagged[flipped].mean() > 0.9 and flagged[~flipped].mean() < 0.05
+    # without the held-out logits the memorised run has nothing to go on
+    assert not detect_label_errors(dyn, window=None)["is_label_error"][flipped].any()

@@ -669,11 +669,18 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
     else:
         probs = stats["probs"]
         held = _heldout_probs(plan, ids)
+        sources = "in-sample"
         if held is not None:
-            # in-sample dynamics and cross-fitted predictions fail differently (memorised
-            # labels vs. a model trained on half the rows): their average ranks better than
-            # either alone on every benchmark family (docs/label-errors.md)
-            probs = 0.5 * (probs + held)
+            fitted = float((probs.argmax(axis=1) == labels).mean())
+            if fitted >= FITS_EVERYTHING:
+                # the model fits (almost) every given label, wrong ones included, over the whole
+                # window: its in-sample probabilities cannot tell them apart any more
+                probs, sources = held, "held-out only (the window fits every label)"
+            else:
+                # in-sample dynamics and cross-fitted predictions fail differently (memorised
+                # labels vs. a model trained on part of the rows): their average ranks better
+                # than either alone on every benchmark family (docs/label-errors.md)
+                probs, sources = 0.5 * (probs + held), "in-sample and held-out"
         fit = check_fit(held if held is not None else probs, labels, k,
                         source="held-out" if held is not None else "training")
         model = NoiseModel.fit(probs, labels, k)
@@ -685,8 +692,11 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
             if plan.method == "confidence":
                 score[a:b] = 1.0 - probs[a:b][np.arange(b - a), labels[a:b]]
         spec = plan.window.spec
-        source = (f"epochs {spec}" + (" averaged with the held-out (2-fold cross-fitted) "
-                                      "probabilities" if held is not None else ""))
+        source = {"in-sample": f"epochs {spec}",
+                  "in-sample and held-out": f"epochs {spec} averaged with the held-out "
+                                            "(cross-fitted) probabilities",
+                  }.get(sources, f"the held-out (cross-fitted) probabilities of epochs {spec}: "
+                                 "the window fits every given label in-sample")
         if plan.threshold is None:
             flagged = _top_n(score, model.n_errors)
             calibration = (f"confident learning: the {model.n_errors} highest scores, the number of "
