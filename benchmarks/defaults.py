@@ -672,6 +672,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--datasets", default=None,
                     help=f"comma-separated subset of {', '.join(dd.DATASETS)}")
     ap.add_argument("--group", choices=("tune", "holdout", "all"), default="all")
+    ap.add_argument("--merge", nargs=2, metavar=("BASE_JSON", "UPDATE_JSON"),
+                    help="no run: BASE's results with every data set UPDATE measured replaced "
+                         "by UPDATE's, goals recomputed, written to --out-dir")
     ap.add_argument("--rates", default=",".join(f"{r:g}" for r in RATES),
                     help="noise rates in (0, 1)")
     ap.add_argument("--noise", default=",".join(NOISE_KINDS), help="uniform,pair")
@@ -728,6 +731,15 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     import datacarto
     from datacarto.store import atomic_write_text
 
+    if args.merge:
+        base, update = (json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge)
+        result = merge_results(base, update)
+        out_dir = Path(args.out_dir) if args.out_dir else RESULTS
+        atomic_write_text(out_dir / "defaults.json", json.dumps(result, indent=1,
+                                                                default=_json_default))
+        atomic_write_text(out_dir / "defaults.md", render(result))
+        print(f"wrote {out_dir / 'defaults.md'} and defaults.json (merged)", file=sys.stderr)
+        return 0
     names, settings = select(args), parse_settings(args)
     t0 = time.perf_counter()
     datasets, rows, skipped = [], [], []
@@ -767,6 +779,28 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     print(f"wrote {out_dir / 'defaults.md'} and defaults.json ({meta['seconds']:.0f} s)",
           file=sys.stderr)
     return 0
+
+
+def merge_results(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with every data set that ``update`` measured replaced by ``update``'s rows
+    (e.g. after a change to datacarto, rerun the quick data sets and keep a slow one); goals
+    recomputed, both commands kept in ``meta``."""
+    redone = {d["name"] for d in update["datasets"]}
+    datasets = [d for d in base["datasets"] if d["name"] not in redone] + update["datasets"]
+    order = {name: i for i, name in enumerate(dd.DATASETS)}
+    datasets.sort(key=lambda d: order.get(d["name"], len(order)))
+    rows = [r for r in base["rows"] if r["dataset"] not in redone] + update["rows"]
+    rows.sort(key=lambda r: order.get(r["dataset"], len(order)))
+    goals = {g: goal_check([r for r in rows if r["group"] == g], datasets)
+             for g in dd.GROUPS if any(r["group"] == g for r in rows)}
+    goals["all"] = goal_check(rows, datasets)
+    kept = sorted({d["name"] for d in datasets} - redone)
+    meta = dict(update["meta"])
+    meta["command"] = (f"{update['meta']['command']}; {', '.join(kept)} from: "
+                       f"{base['meta']['command']}")
+    meta["seconds"] = base["meta"]["seconds"] + update["meta"]["seconds"]
+    return {"meta": meta, "datasets": datasets, "rows": rows, "goals": goals,
+            "skipped": sorted(set(base["skipped"]) | set(update["skipped"]))}
 
 
 def _json_default(x: Any) -> Any:

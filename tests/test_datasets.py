@@ -27,7 +27,7 @@ def _has_rotten_tomatoes() -> bool:
 def test_rotten_tomatoes_counts_and_labels():
     ds = datasets.rotten_tomatoes()
     f = ds.frame
-    assert len(f) == 13_891  # VISION.md §8
+    assert len(f) == 13_891
     assert f["label"].value_counts().to_dict() == {"positive": 7_403, "negative": 5_405,
                                                    "neutral": 1_083}
     assert f["id"].is_unique and ds.text_column == "text" and ds.id_column == "id"

@@ -230,3 +230,20 @@ def test_a_window_that_fits_every_label_scores_on_held_out_predictions():
     assert flagged[flipped].mean() > 0.9 and flagged[~flipped].mean() < 0.05
     # without the held-out logits the memorised run has nothing to go on
     assert not detect_label_errors(dyn, window=None)["is_label_error"][flipped].any()
+
+
+def test_report_and_metrics_say_when_the_fit_check_refused(tmp_path):
+    frame, _ = _blobs(300)
+    frame["label"] = np.random.default_rng(2).permutation(frame["label"].to_numpy())
+    _run(frame, tmp_path / "run", feature_columns="x*")
+    report = subprocess.run([sys.executable, "-m", "datacarto", "report", str(tmp_path / "run"),
+                             "-o", str(tmp_path / "r.html")], capture_output=True, text=True,
+                            timeout=300)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '"notes":["fit check failed: the model predicts the given labels no better' in page
+    metrics = subprocess.run([sys.executable, "-m", "datacarto", "metrics", str(tmp_path / "run"),
+                              "-o", str(tmp_path / "m.csv")], capture_output=True, text=True,
+                             timeout=300)
+    assert metrics.returncode == 0, metrics.stderr
+    assert "fit check failed" in metrics.stdout + metrics.stderr

@@ -1,4 +1,4 @@
-"""Metrics: a hand-computed anchor, reference oracles and hypothesis properties (VISION.md §2)."""
+"""Metrics: a hand-computed anchor, reference oracles and hypothesis properties (docs/contract.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Selection contract (VISION.md §4) and regions."""
+"""Selection contract (docs/contract.md §4) and regions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``datacarto`` command line (VISION.md §5, contract).
+"""The ``datacarto`` command line (docs/contract.md §5).
 
 A thin dispatcher: each subcommand lives in its own module under :mod:`datacarto.commands`
 and defines ``add_parser(subparsers)``, which registers its options and sets ``func``.

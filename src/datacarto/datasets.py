@@ -1,4 +1,4 @@
-"""Real labelled datasets available offline, for the demo and benchmarks (VISION.md §8).
+"""Real labelled datasets available offline, for the demo and benchmarks.
 
 Each loader returns a :class:`Dataset`: a DataFrame with an ``id`` column, a ``label`` column
 of class names and either a ``text`` column or feature columns, plus the names of those

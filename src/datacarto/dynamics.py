@@ -1,6 +1,6 @@
 """TrainingDynamics: what a run recorded, as aligned numpy arrays.
 
-Notation (VISION.md §2): N examples, E recorded epochs, K classes. Per-epoch arrays are
+Notation (docs/contract.md §1): N examples, E recorded epochs, K classes. Per-epoch arrays are
 (N, E); full logits are (N, E, K); per-example arrays are (N,). Rows are in ascending id
 order, the same order in every epoch.
 """

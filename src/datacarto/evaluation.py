@@ -1,4 +1,4 @@
-"""Measures of label-error detection against known errors (VISION.md §7). numpy only.
+"""Measures of label-error detection against known errors. numpy only.
 
 Arrays are (N,): ``is_error_true`` (bool: the label is known to be wrong, e.g. an injected
 flip), ``scores`` (float: higher = more likely wrong), ``flagged`` (bool: the detector's

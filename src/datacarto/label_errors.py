@@ -1,4 +1,4 @@
-"""Label-error score, suggested label and calibrated flag (VISION.md §2, §4).
+"""Label-error score, suggested label and calibrated flag (docs/contract.md §2, §4).
 
 Inputs come from a :class:`~datacarto.dynamics.TrainingDynamics` (N examples, E epochs,
 K classes); per-example results are (N,) in the same order. The method was chosen by
@@ -72,7 +72,8 @@ from .errors import InputError
 from .store import HeldOut
 
 __all__ = ["ASSESSMENTS", "DEFAULT_METHOD", "LABEL_ERROR_METHODS", "DetectionPlan", "NoiseModel",
-           "WindowChoice", "check_options", "choose_window", "chunk_probs", "detect_label_errors",
+           "WindowChoice", "check_options", "check_fit", "choose_window", "chunk_probs",
+           "detect_label_errors", "notes",
            "epoch_averaged_probs", "finish", "prepare", "seed_stability", "softmax_stats",
            "stable_flags"]
 
@@ -371,7 +372,7 @@ def _check_threshold(threshold: Any) -> float | None:
 # ------------------------------------------------------------------------------ fit check
 #: The model "fits" when its balanced accuracy beats chance (1 / classes, what predicting
 #: any single class scores) by more than FIT_MARGIN and by FIT_Z standard errors.
-FIT_MARGIN = 0.03
+FIT_MARGIN = 0.02
 FIT_Z = 3.0
 
 
@@ -796,6 +797,30 @@ def _finish_legacy(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np
                  "epoch-averaged probabilities", unavailable)
     return {"label_error_score": 1.0 - conf, "suggested_label": suggested.astype(np.int64),
             "is_label_error": flagged, "info": info.as_dict()}
+
+
+def notes(info: dict[str, Any]) -> list[str]:
+    """One line each: the fit check, the epoch window / memorisation message, the flag
+    calibration, and any component the run could not provide (from a detector ``info``).
+
+    Examples
+    --------
+    >>> notes({"message": "the score uses every recorded epoch", "calibration": "top 3"})
+    ['label errors: the score uses every recorded epoch', 'flag calibration: top 3']
+    """
+    lines = []
+    fit = info.get("fit")
+    if isinstance(fit, dict) and fit.get("message"):
+        lines.append(str(fit["message"]))
+    if info.get("message"):
+        lines.append(f"label errors: {info['message']}")
+    if info.get("calibration"):
+        lines.append(f"flag calibration: {info['calibration']}")
+    if info.get("unavailable"):
+        missing = info["unavailable"]
+        missing = ", ".join(missing) if isinstance(missing, (list, tuple)) else str(missing)
+        lines.append(f"unavailable from this run: {missing}")
+    return lines
 
 
 # ------------------------------------------------------------------------------ stability

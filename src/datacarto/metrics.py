@@ -1,4 +1,4 @@
-"""Per-example training-dynamics metrics (VISION.md §2, contract).
+"""Per-example training-dynamics metrics (docs/contract.md §2).
 
 Arrays are (n_examples, n_epochs[, n_classes]); results are (n_examples,) in the input's row
 order (for a run: ascending id). Public functions validate their input once and call a private
@@ -165,7 +165,7 @@ def threshold_closeness(confidence: Any, /) -> np.ndarray:
 def aum(margins: Any, /, *, skip_first: bool = True) -> np.ndarray:
     """Area under the margin (Pleiss et al. 2020): mean over epochs of ``z[y] - max_{k != y} z[k]``.
 
-    Computed on logits. With ``skip_first`` (the default, VISION.md §2) the first recorded epoch
+    Computed on logits. With ``skip_first`` (the default; docs/contract.md §2) the first recorded epoch
     is left out when there is more than one.
 
     Examples
@@ -284,7 +284,7 @@ def _assemble_frame(ids: np.ndarray, labels: np.ndarray, classes: Any,
 def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
                     regions: dict[str, Any] | None = None,
                     label_errors: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Every per-example column of VISION.md §2 as a DataFrame, one row per id (ascending).
+    """Every per-example column of docs/contract.md §2 as a DataFrame, one row per id (ascending).
 
     Columns: id, label, label_name, confidence, variability, correctness, forgetting_events,
     never_learned, first_learned_epoch, threshold_closeness, aum, entropy (NaN without stored

@@ -1,4 +1,4 @@
-"""Label-noise injection for evaluating label-error detection (VISION.md §7).
+"""Label-noise injection for evaluating label-error detection.
 
 Arrays are (N,) integer class indices 0..K-1; results are (N,) in the same order.
 

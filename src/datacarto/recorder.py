@@ -1,4 +1,4 @@
-"""Recorder: the framework-agnostic core that every integration feeds (VISION.md §3).
+"""Recorder: the framework-agnostic core that every integration feeds (docs/contract.md §3).
 
 Call ``update(ids, outputs, labels)`` for each batch, ``end_epoch()`` after each epoch and
 ``close()`` at the end (or use it as a context manager). Outputs are logits (n, K) by default,

@@ -1,4 +1,4 @@
-"""Data-map regions: easy-to-learn, ambiguous, hard-to-learn (VISION.md §4).
+"""Data-map regions: easy-to-learn, ambiguous, hard-to-learn (docs/contract.md §4).
 
 Inputs are (N,) confidence and variability arrays; the result is an (N,) array of region names.
 

@@ -1,4 +1,4 @@
-"""Choosing examples from a data map (VISION.md §4, contract).
+"""Choosing examples from a data map (docs/contract.md §4).
 
 ``select(metrics, region=..., fraction=...)`` ranks examples the way the paper does (easy: by
 confidence, descending; hard: by confidence, ascending; ambiguous: by variability, descending)

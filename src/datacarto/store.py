@@ -1,6 +1,6 @@
 """The on-disk run: ``run.json`` plus one Parquet shard per epoch (and per rank).
 
-Layout (VISION.md §6, contract)::
+Layout (docs/contract.md §6)::
 
     RUN/run.json                              metadata, committed epochs, schema version
     RUN/epochs/epoch-00001.parquet            one shard per committed epoch

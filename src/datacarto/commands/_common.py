@@ -89,22 +89,7 @@ def info(message: str, *, quiet: bool = False, **_: Any) -> None:
 
 
 def detector_notes(metrics: pd.DataFrame) -> list[str]:
-    """How the label-error flags were made: the epoch window / memorisation message, the
-    calibration, and any component that the stored run could not provide."""
-    info = metrics.attrs.get("label_errors") or {}
-    lines = []
-    fit = info.get("fit")
-    if isinstance(fit, dict) and fit.get("message"):
-        lines.append(str(fit["message"]))
-    elif "fit" in info:
-        lines.append("fit check: not possible without held-out predictions (a run recorded by "
-                     "`datacarto run` has them)")
-    if info.get("message"):
-        lines.append(f"label errors: {info['message']}")
-    if info.get("calibration"):
-        lines.append(f"flag calibration: {info['calibration']}")
-    if info.get("unavailable"):
-        missing = info["unavailable"]
-        missing = ", ".join(missing) if isinstance(missing, (list, tuple)) else str(missing)
-        lines.append(f"unavailable from this run: {missing}")
-    return lines
+    """How the label-error flags were made (:func:`datacarto.label_errors.notes`)."""
+    from ..label_errors import notes
+
+    return notes(metrics.attrs.get("label_errors") or {})

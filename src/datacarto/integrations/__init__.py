@@ -1,4 +1,4 @@
-"""Adapters that record training dynamics from each training stack (VISION.md §3).
+"""Adapters that record training dynamics from each training stack (docs/contract.md §3).
 
 Each adapter lives in its own submodule and is the only place its framework is imported;
 importing ``datacarto.integrations`` itself imports nothing (PEP 562 lazy attributes)::

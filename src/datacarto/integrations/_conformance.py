@@ -59,7 +59,7 @@ class Capture:
 
 
 def reference(capture: Capture) -> dict[str, np.ndarray]:
-    """Per-example metrics from the captured outputs, by VISION.md §2, in ascending id order."""
+    """Per-example metrics from the captured outputs, by docs/contract.md §2, in ascending id order."""
     if not capture.epochs:
         raise AssertionError("conformance: the capture holds no epoch")
     ids0 = np.sort(capture.epochs[0][0])

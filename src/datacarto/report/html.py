@@ -36,6 +36,7 @@ from .._deps import require
 from .._version import __version__
 from ..errors import InputError, SchemaError
 from ..evidence import evidence_texts
+from ..label_errors import notes as label_error_notes
 from ..plot.datamap import CORRECTNESS_COLORS, CORRECTNESS_EDGES, REGION_TITLES
 from ..regions import REGIONS
 from ..store import atomic_write_text
@@ -222,6 +223,8 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         "sample": {"size": len(hover), "seed": seed, "suspects": n_top} if dense else None,
         "points": points, "full": full, "summary": summary, "suspects_total": int(flag.sum()),
         "duplicates_total": 0 if reason is None else int(((reason != "") & ~flag).sum()),
+        # fit check, epoch window, calibration: the same lines `datacarto flag` prints
+        "notes": label_error_notes(metrics.attrs.get("label_errors") or {}),
     }
     parts = {"TITLE": html.escape(title), "VERSION": html.escape(__version__),
              "CSS": _asset("report.css"), "JS": _asset("report.js"),

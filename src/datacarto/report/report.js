@@ -399,6 +399,16 @@
       " points: the top " + D.sample.suspects.toLocaleString("en") + " suspects by score and a random " +
       (nPts - D.sample.suspects).toLocaleString("en") + " of the rest (seed " + D.sample.seed + ").";
   }
+  if (D.notes && D.notes.length) {
+    // how the flags were made (fit check first): plain text, never markup
+    var notes = document.getElementById("dc-notes");
+    notes.hidden = false;
+    D.notes.forEach(function (line) {
+      var li = document.createElement("li");
+      li.textContent = line;
+      notes.appendChild(li);
+    });
+  }
   var note = D.suspects_total.toLocaleString("en") + " examples flagged as likely label errors";
   if (D.duplicates_total) note += ", and " + D.duplicates_total.toLocaleString("en") +
     " more with a duplicate labelled differently";

