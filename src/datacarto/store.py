@@ -494,7 +494,8 @@ HELDOUT_FILE = "heldout.parquet"
 class HeldOut:
     """Held-out logits of every example: ``logits[e, i]`` (E_h, N, K) float32 is the logit
     vector that a model which did *not* train on example ``ids[i]`` gave it after epoch
-    ``epochs[e]``; ``folds`` (N,) says which half each example belongs to. Rows are in
+    ``epochs[e]``; ``folds`` (N,) says which fold each example belongs to
+    (the side model that predicted it). Rows are in
     ascending id order, as in a run's shards."""
 
     ids: np.ndarray

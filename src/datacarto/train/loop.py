@@ -5,12 +5,15 @@ accuracy per epoch (the memorisation curve) is obtained.
 
 ``"side"`` (the default)
     One model trains on all rows and is recorded, as in Swayamdipta et al. (2020). Beside it,
-    two *side models* of the same kind train on the two halves of a random split (stratified by
-    label) and, after every epoch, each predicts the other half: every row is also held out
-    once, and the side models' training and held-out accuracies give the curve. Cost: about
-    2x the gradient steps of the recorded model (1x for it, 1/2 + 1/2 for the side models) plus
-    one inference pass over all rows per epoch. The held-out logits of every row (2-fold
-    cross-fitted, as cleanlab would use) are kept in ``heldout.parquet``.
+    *side models* of the same kind train on the folds of a random split (stratified by label):
+    with ``n_folds = k`` folds, side model f trains on every fold but f and, after every epoch,
+    predicts fold f. Every row is also held out once, and the side models' training and
+    held-out accuracies give the curve. ``datacarto run`` uses k = 2 (two halves) above
+    :data:`SMALL_DATA_ROWS` rows and k = 4 below (a model of half a small data set is too weak
+    to judge its labels). Cost: about 2x the gradient steps of the recorded model with k = 2
+    (1x for it, 1/2 + 1/2 for the side models), 4x with k = 4, plus one inference pass over all
+    rows per epoch. The held-out logits of every row (k-fold cross-fitted, as cleanlab would
+    use) are kept in ``heldout.parquet``.
 ``"crossfit"``
     No model on all rows: the two half models themselves are recorded, each on the half it
     trains on, and evaluated on the other. 1x the gradient steps plus one inference pass; but
@@ -50,7 +53,7 @@ class TrainResult:
     """What one seed's training produced besides the recorded store."""
 
     curve: list[dict[str, Any]]
-    folds: np.ndarray | None                     # (N,) 0/1 per row unless heldout="none"
+    folds: np.ndarray | None                     # (N,) fold 0..k-1 per row unless heldout="none"
     heldout_logits: np.ndarray | None            # (E, N, K) float32 unless heldout="none"
     train_seconds: float = 0.0                   # the recorded model(s), incl. eval passes
     heldout_seconds: float = 0.0                 # side models and held-out inference

@@ -656,8 +656,11 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
                  + (" (mean over seeds)" if len(run.run_dirs) > 1 else "") + ":")
     if run.curve and "heldout_acc" in run.curve[0]:
         if run.heldout == "side":
+            k = side_folds(n)
             lines.append("  train: the mapped model, on all rows; halves: two side models, each "
-                         "trained on one half and scored on the other")
+                         "trained on one half and scored on the other" if k == 2 else
+                         f"  train: the mapped model, on all rows; halves: {k} side models, each "
+                         f"trained on all but one of {k} folds and scored on that fold")
         else:
             lines.append("  halves: the two mapped models, each trained on one half and scored on "
                          "the other (--heldout crossfit)")
