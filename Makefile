@@ -63,6 +63,7 @@ benchmarks: install-test benchmark-data
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/defaults.py
+	$(BIN)/python benchmarks/stability.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
