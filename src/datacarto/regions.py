@@ -16,10 +16,10 @@ Methods
     Then the paper's order is enforced (:func:`keep_paper_order`): in a short or
     under-trained run variability measures how *fast* a row is being learned, so the
     best-learned rows can have the highest variability and land nearest the ambiguous
-    anchor. Ambiguous rows more confident than the easy region's mean move to easy, and
-    ambiguous rows less confident than the hard region's mean move to hard, until mean
-    confidence is easy > ambiguous > hard (and mean variability of ambiguous stays above
-    both others).
+    anchor. Ambiguous rows more confident than the easy region's mean move to easy, rows less
+    confident than the hard region's mean move to hard, and rows whose variability is not
+    above the easy or hard region's mean move to the nearer of the two, until mean
+    confidence is easy > ambiguous > hard and mean variability of ambiguous is above both.
 ``"quantile"``
     The paper's selection view: ambiguous = top ``ambiguous_fraction`` (0.33) by variability;
     of the rest, hard = bottom ``hard_fraction`` (0.33) of all examples by confidence; the rest easy.
@@ -86,10 +86,6 @@ def assign_regions(confidence: np.ndarray, variability: np.ndarray, *,
     return out.astype(object)
 
 
-#: Rounds of :func:`keep_paper_order` (each moves rows one way; two or three suffice).
-_ORDER_ROUNDS = 10
-
-
 def paper_order_holds(confidence: np.ndarray, variability: np.ndarray,
                       region: np.ndarray) -> bool:
     """Mean confidence easy > ambiguous > hard and mean variability of ambiguous above both
@@ -111,10 +107,14 @@ def paper_order_holds(confidence: np.ndarray, variability: np.ndarray,
 
 def keep_paper_order(confidence: np.ndarray, variability: np.ndarray,
                      region: np.ndarray) -> np.ndarray:
-    """Move ambiguous rows that break the paper's confidence order to easy or hard.
+    """Move ambiguous rows that break the paper's order to easy or hard.
 
-    Per round: ambiguous rows whose confidence is at least the easy region's mean become
-    easy, those at most the hard region's mean become hard. Stops when nothing moves.
+    Per round, an ambiguous row moves when its confidence is at least the easy region's mean
+    (to easy), at most the hard region's mean (to hard), or its variability is at most the
+    easy or the hard region's mean variability (to easy if its confidence is nearer the easy
+    mean, else hard). Rows only ever leave the ambiguous region, so the rounds end; when they
+    do, every ambiguous row lies strictly between the easy and hard means in confidence and
+    above both in variability, so the region means are in the paper's order.
 
     Examples
     --------
@@ -125,19 +125,25 @@ def keep_paper_order(confidence: np.ndarray, variability: np.ndarray,
     ['easy', 'easy', 'easy', 'ambiguous', 'hard']
     """
     region = np.asarray(region, dtype=object).copy()
-    for _ in range(_ORDER_ROUNDS):
-        amb = region == "ambiguous"
-        easy, hard = region == "easy", region == "hard"
-        moved = False
-        if easy.any():
-            up = amb & (confidence >= confidence[easy].mean())
-            if up.any():
-                region[up], moved = "easy", True
-        if hard.any():
-            down = (region == "ambiguous") & (confidence <= confidence[hard].mean())
-            if down.any():
-                region[down], moved = "hard", True
-        if not moved:
-            break
-    return region
-
+    while True:
+        amb, easy, hard = (region == r for r in ("ambiguous", "easy", "hard"))
+        if not amb.any():
+            return region
+        c_easy = confidence[easy].mean() if easy.any() else np.inf
+        c_hard = confidence[hard].mean() if hard.any() else -np.inf
+        v_max = max(variability[easy].mean() if easy.any() else -np.inf,
+                    variability[hard].mean() if hard.any() else -np.inf)
+        up = amb & (confidence >= c_easy)
+        down = amb & ~up & (confidence <= c_hard)
+        flat = amb & ~up & ~down & (variability <= v_max)
+        if not (up.any() or down.any() or flat.any()):
+            return region
+        region[up] = "easy"
+        region[down] = "hard"
+        if flat.any():
+            # nearer the easy mean in confidence -> easy (with one region empty: that side)
+            to_easy = (np.abs(confidence - c_easy) <= np.abs(confidence - c_hard)
+                       if np.isfinite(c_easy) and np.isfinite(c_hard)
+                       else np.full(len(region), np.isfinite(c_easy)))
+            region[flat & to_easy] = "easy"
+            region[flat & ~to_easy] = "hard"
