@@ -244,3 +244,20 @@ def test_report_and_metrics_say_when_the_fit_check_refused(tmp_path):
                              timeout=300)
     assert metrics.returncode == 0, metrics.stderr
     assert "fit check failed" in metrics.stdout + metrics.stderr
+
+
+def test_gradient_boosted_trees_on_request(tmp_path):
+    result = _run(_xor(300), tmp_path / "run", feature_columns="a,b", model="gbt", epochs=3)
+    assert result.prepared.model == "gbt" and len(result.curve) == 3
+    assert result.curve[-1]["heldout_acc"] > 0.8  # trees split XOR where a linear model cannot
+    with pytest.raises(InputError, match="--model gbt is for tabular"):
+        pipeline.prepare(pd.DataFrame({"text": ["a b c"] * 4, "label": ["x", "y"] * 2}),
+                         RunOptions(label_column="label", text_column="text", model="gbt"))
+
+
+def test_boosting_is_skipped_on_data_too_large_for_it():
+    gbt = autoselect.Candidate("gbt", "tabular", {"rounds": 10, "lr": 0.1})
+    assert autoselect.usable(gbt, 1000, 20) is None
+    assert "more than 2,000,000 cells" in autoselect.usable(gbt, 20_000, 784)
+    assert gbt not in autoselect.candidates("tabular", 1000)
+    assert gbt in autoselect.candidates("tabular", 1000, with_gbt=True)

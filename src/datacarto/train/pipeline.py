@@ -59,10 +59,10 @@ from .featurize import (check_minilm_available, looks_english, lsa_features, min
 from .loop import (HELDOUT_SCHEMES, MEMORISATION_GAP, memorisation_epoch, side_folds,
                    train_and_record)
 
-MODELS = ("auto", "linear", "mlp", "minilm", "finetune")
+MODELS = ("auto", "linear", "mlp", "gbt", "minilm", "finetune")
 CAPTURE_MODES = ("pass", "eval")
 #: Default epochs per model; enough for the map to spread and for memorisation to show.
-DEFAULT_EPOCHS = {"linear": 6, "mlp": 6, "minilm": 6, "finetune": 3}  # auto: chosen
+DEFAULT_EPOCHS = {"linear": 6, "mlp": 6, "gbt": 10, "minilm": 6, "finetune": 3}  # auto: chosen
 #: Default hyper-parameters per (input kind, model): measured on the demo data (docs/run.md).
 HYPERPARAMETERS: dict[tuple[str, str], dict[str, Any]] = {
     ("text", "linear"): {"lr": 0.003, "batch_size": 64},
@@ -70,6 +70,7 @@ HYPERPARAMETERS: dict[tuple[str, str], dict[str, Any]] = {
     ("text", "finetune"): {"lr": 3e-5, "batch_size": 16, "max_length": 128},
     ("tabular", "linear"): {"lr": 0.01, "batch_size": 64},
     ("tabular", "mlp"): {"lr": 0.003, "batch_size": 64, "hidden": 128},
+    ("tabular", "gbt"): {"lr": 0.1, "rounds": 10},
 }
 #: Feature columns shown in suspects.csv for tabular data (a row's other columns are in the data).
 MAX_SUSPECT_FEATURES = 30
@@ -262,6 +263,13 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
             raise InputError(f"{source}: feature column {clash[0]!r} is also the label or id "
                              "column; leave it out of --feature-columns.")
     model = options.model
+    if kind == "text" and model == "gbt":
+        raise InputError("--model gbt is for tabular --feature-columns; for text use auto, linear "
+                         "(TF-IDF), minilm or finetune.")
+    if model == "gbt":
+        from .._deps import require
+
+        require("sklearn", extra="sklearn", feature="--model gbt (gradient-boosted trees)")
     if kind == "text" and model == "mlp":
         raise InputError("--model mlp is for tabular --feature-columns; for text use linear "
                          "(TF-IDF), minilm or finetune.")
@@ -400,6 +408,11 @@ def _model_factory(prep: Prepared, X: Any) -> Any:
                                                 batch_size=h["batch_size"], seed=seed)
     from .models import MLP, SoftmaxRegression
 
+    if prep.model == "gbt":
+        from .boosting import BoostedTrees
+
+        return lambda rows, seed: BoostedTrees(X, prep.labels, k, rounds=h["rounds"], lr=h["lr"],
+                                               seed=seed)
     if prep.model == "linear":
         return lambda rows, seed: SoftmaxRegression(X, prep.labels, k, lr=h["lr"],
                                                     batch_size=h["batch_size"], seed=seed)
