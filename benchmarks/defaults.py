@@ -673,8 +673,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help=f"comma-separated subset of {', '.join(dd.DATASETS)}")
     ap.add_argument("--group", choices=("tune", "holdout", "all"), default="all")
     ap.add_argument("--merge", nargs=2, metavar=("BASE_JSON", "UPDATE_JSON"),
-                    help="no run: BASE's results with every data set UPDATE measured replaced "
-                         "by UPDATE's, goals recomputed, written to --out-dir")
+                    help="no run: BASE's results with every (data set, variant) UPDATE measured "
+                         "replaced by UPDATE's, goals recomputed, written to --out-dir")
     ap.add_argument("--rates", default=",".join(f"{r:g}" for r in RATES),
                     help="noise rates in (0, 1)")
     ap.add_argument("--noise", default=",".join(NOISE_KINDS), help="uniform,pair")
@@ -782,15 +782,21 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
 
 
 def merge_results(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with every data set that ``update`` measured replaced by ``update``'s rows
-    (e.g. after a change to datacarto, rerun the quick data sets and keep a slow one); goals
-    recomputed, both commands kept in ``meta``."""
+    """``base`` with every (data set, variant) that ``update`` measured replaced by
+    ``update``'s row (e.g. after a change to datacarto, rerun the quick data sets, or a few
+    variants of a slow one, and keep the rest); goals recomputed, both commands kept in
+    ``meta``."""
     redone = {d["name"] for d in update["datasets"]}
+    done = {(r["dataset"], r["variant"]) for r in update["rows"]}
     datasets = [d for d in base["datasets"] if d["name"] not in redone] + update["datasets"]
     order = {name: i for i, name in enumerate(dd.DATASETS)}
     datasets.sort(key=lambda d: order.get(d["name"], len(order)))
-    rows = [r for r in base["rows"] if r["dataset"] not in redone] + update["rows"]
-    rows.sort(key=lambda r: order.get(r["dataset"], len(order)))
+    rows = [r for r in base["rows"] if (r["dataset"], r["variant"]) not in done] + update["rows"]
+    variants_order = {"clean": 0, "shuffled": 1}
+    noise_order = {kind: i for i, kind in enumerate(NOISE_KINDS)}
+    rows.sort(key=lambda r: (order.get(r["dataset"], len(order)),
+                             variants_order.get(r["variant"], 2),
+                             noise_order.get(r["noise"], -1), r["rate"]))
     goals = {g: goal_check([r for r in rows if r["group"] == g], datasets)
              for g in dd.GROUPS if any(r["group"] == g for r in rows)}
     goals["all"] = goal_check(rows, datasets)
