@@ -735,6 +735,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         base, update = (json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge)
         result = merge_results(base, update)
         out_dir = Path(args.out_dir) if args.out_dir else RESULTS
+        out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "defaults.json", json.dumps(result, indent=1,
                                                                 default=_json_default))
         atomic_write_text(out_dir / "defaults.md", render(result))
