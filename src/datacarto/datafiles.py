@@ -167,26 +167,31 @@ def _open_text(path: Path, newline: str | None = None):  # noqa: ANN202 - a text
     return opener(path, "rt", encoding="utf-8", newline=newline)
 
 
+def _jsonl_object(line: str, path: Path, lineno: int) -> dict[str, Any]:
+    """One JSONL line as a dict, or an error naming the file, line and what is wrong."""
+    try:
+        obj = json.loads(line, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        raise SchemaError(f"{path} line {lineno}: key {err.args[0]!r} appears more than once "
+                          "in the object; rename one of them.") from None
+    except RecursionError:
+        raise InputError(f"{path} line {lineno}: JSON nested too deeply.") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} line {lineno}: invalid JSON ({err.msg}); the line may be "
+                         "truncated.") from err
+    if not isinstance(obj, dict):
+        raise InputError(f"{path} line {lineno}: expected a JSON object, got "
+                         f"{type(obj).__name__}.")
+    return obj
+
+
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records = []
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line, object_pairs_hook=_unique_keys)
-            except _DuplicateKey as err:
-                raise SchemaError(f"{path} line {lineno}: key {err.args[0]!r} appears more than "
-                                  "once in the object; rename one of them.") from None
-            except RecursionError:
-                raise InputError(f"{path} line {lineno}: JSON nested too deeply.") from None
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path} line {lineno}: invalid JSON ({err.msg}); the line may be "
-                                 "truncated.") from err
-            if not isinstance(obj, dict):
-                raise InputError(f"{path} line {lineno}: expected a JSON object, got "
-                                 f"{type(obj).__name__}.")
-            records.append(obj)
+            records.append(_jsonl_object(line, path, lineno))
     return pd.DataFrame.from_records(records)
 
 
@@ -399,19 +404,7 @@ def _read_jsonl_table(path: Path) -> DataTable:
             else:
                 preamble += line
             continue
-        try:
-            obj = json.loads(line, object_pairs_hook=_unique_keys)
-        except _DuplicateKey as err:
-            raise SchemaError(f"{path} line {lineno}: key {err.args[0]!r} appears more than once "
-                              "in the object; rename one of them.") from None
-        except RecursionError:
-            raise InputError(f"{path} line {lineno}: JSON nested too deeply.") from None
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path} line {lineno}: invalid JSON ({err.msg}); the line may be "
-                             "truncated.") from err
-        if not isinstance(obj, dict):
-            raise InputError(f"{path} line {lineno}: expected a JSON object, got "
-                             f"{type(obj).__name__}.")
+        obj = _jsonl_object(line, path, lineno)
         records.append(line)
         objects.append(obj)
     names: list[str] = []

@@ -364,14 +364,14 @@ def _choose_model(prep: Prepared, X: Any, featurizer: dict[str, Any], options: R
             progress.finish()
         return cache[cand.input]
 
-    if len(prep.labels) < SMALL_DATA_ROWS or counts[counts > 0].min() < SMALL_DATA_CLASS_ROWS:
+    if len(prep.labels) < AUTO_MIN_ROWS or counts[counts > 0].min() < AUTO_MIN_CLASS_ROWS:
         chosen = pool[0]
         prep.epochs = prep.epochs or SMALL_DATA_EPOCHS
         featurizer["auto"] = {
             "chosen": chosen.name, "epochs": prep.epochs,
             "reason": (f"too few rows to compare models on held-out rows ({len(prep.labels)} "
                        f"rows, smallest class {int(counts[counts > 0].min())}; needs "
-                       f"{SMALL_DATA_ROWS} rows and {SMALL_DATA_CLASS_ROWS} per class): "
+                       f"{AUTO_MIN_ROWS} rows and {AUTO_MIN_CLASS_ROWS} per class): "
                        f"{chosen.name} with {prep.epochs} epochs")}
     else:
         selection = autoselect.search(features, prep.labels, len(prep.classes), pool,
@@ -392,8 +392,8 @@ def _choose_model(prep: Prepared, X: Any, featurizer: dict[str, Any], options: R
 
 #: Below these sizes ``--model auto`` does not compare models (the held-out halves would be
 #: too small to tell them apart) and trains the linear model for SMALL_DATA_EPOCHS epochs.
-SMALL_DATA_ROWS = 40
-SMALL_DATA_CLASS_ROWS = 4
+AUTO_MIN_ROWS = 40
+AUTO_MIN_CLASS_ROWS = 4
 SMALL_DATA_EPOCHS = 10
 
 
