@@ -682,7 +682,7 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
                 # in-sample, the window already fits (almost) every label that unseen-data
                 # predictions get wrong, wrong labels included: its in-sample probabilities
                 # cannot tell them apart any more
-                probs, sources = held, "held-out only (the window fits every label)"
+                probs, sources = held, "held-out only"
             else:
                 # in-sample dynamics and cross-fitted predictions fail differently (memorised
                 # labels vs. a model trained on part of the rows): their average ranks better
@@ -703,7 +703,8 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
                   "in-sample and held-out": f"epochs {spec} averaged with the held-out "
                                             "(cross-fitted) probabilities",
                   }.get(sources, f"the held-out (cross-fitted) probabilities of epochs {spec}: "
-                                 "the window fits every given label in-sample")
+                                 "in-sample, the window already fits (almost) every label the "
+                                 "held-out predictions get wrong")
         if plan.threshold is None:
             flagged = _top_n(score, model.n_errors)
             calibration = (f"confident learning: the {model.n_errors} highest scores, the number of "
