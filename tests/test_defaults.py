@@ -261,3 +261,14 @@ def test_boosting_is_skipped_on_data_too_large_for_it():
     assert "more than 2,000,000 cells" in autoselect.usable(gbt, 20_000, 784)
     assert gbt not in autoselect.candidates("tabular", 1000)
     assert gbt in autoselect.candidates("tabular", 1000, with_gbt=True)
+
+
+def test_assessment_follows_the_region_options(tmp_path):
+    import datacarto as dc
+
+    frame, _ = _blobs(300, flip=0.1)
+    _run(frame, tmp_path / "run", feature_columns="x*")
+    m = dc.load(tmp_path / "run").metrics(regions={"method": "quantile"})
+    unflagged = ~m["is_label_error"].to_numpy(bool)
+    assert (m["assessment"].to_numpy()[unflagged] == m["region"].to_numpy()[unflagged]).all()
+    assert (m["assessment"].to_numpy()[~unflagged] == "likely mislabeled").all()

@@ -274,7 +274,11 @@ def _assemble_frame(ids: np.ndarray, labels: np.ndarray, classes: Any,
     frame["suggested_label"] = flags["suggested_label"]
     frame["suggested_label_name"] = _names(names, flags["suggested_label"])
     frame["is_label_error"] = flags["is_label_error"]
-    frame["assessment"] = flags["assessment"]
+    # from this frame's own region column, so that it follows the `regions` options
+    # (the detector's assessment uses its own default regions)
+    frame["assessment"] = np.where(np.asarray(flags["is_label_error"], dtype=bool),
+                                   "likely mislabeled", np.asarray(regions, dtype=object)
+                                   ).astype(object)
     frame.attrs["epochs"] = [int(e) for e in epochs]
     frame.attrs["classes"] = list(classes)
     frame.attrs["label_errors"] = info
