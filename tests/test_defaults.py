@@ -272,3 +272,12 @@ def test_assessment_follows_the_region_options(tmp_path):
     unflagged = ~m["is_label_error"].to_numpy(bool)
     assert (m["assessment"].to_numpy()[unflagged] == m["region"].to_numpy()[unflagged]).all()
     assert (m["assessment"].to_numpy()[~unflagged] == "likely mislabeled").all()
+
+
+def test_fit_check_says_when_there_are_too_few_rows_to_tell():
+    from datacarto.label_errors import check_fit
+
+    y = np.array([0] * 12 + [1] * 12 + [2])
+    probs = np.eye(3)[np.where(y == 2, 0, y)]      # right on the two big classes only
+    fit = check_fit(probs, y, 3)
+    assert not fit.ok and "with so few rows (smallest class: 1)" in fit.message

@@ -436,6 +436,12 @@ def check_fit(probs: np.ndarray, labels: np.ndarray, n_classes: int, *,
                f"class; accuracy {acc:.3f} vs majority share {majority:.3f}")
     if ok:
         message = f"fit check passed: {figures}"
+    elif bal - chance > FIT_MARGIN:
+        smallest = int(counts[present].min())
+        message = (f"fit check failed: the model does better than chance ({figures}), but with so "
+                   f"few rows (smallest class: {smallest}) that is within 3 standard errors "
+                   f"({FIT_Z * se:.3f}) of chance, so nothing is flagged. More labelled rows per "
+                   "class would tell")
     else:
         message = (f"fit check failed: the model predicts the given labels no better than chance "
                    f"({figures}), so nothing is flagged. The labels may carry no signal that these "
