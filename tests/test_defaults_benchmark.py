@@ -8,18 +8,16 @@ shuffled, 20 % uniform noise): about 30-45 s on a busy 2-core machine.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from _benchmark_module import benchmark_module
 
 pytest.importorskip("sklearn")
 pytest.importorskip("cleanlab")
 pytest.importorskip("threadpoolctl")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "defaults.py"
 
 def _has_scattertext() -> bool:
     try:
@@ -31,13 +29,8 @@ def _has_scattertext() -> bool:
 
 @pytest.fixture(scope="module")
 def defaults():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("defaults_benchmark", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("defaults") as module:
+        yield module
 
 
 @pytest.mark.slow  # 6 `datacarto run` subprocesses: deselect with -m 'not slow'

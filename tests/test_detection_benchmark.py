@@ -5,30 +5,22 @@ It checks the pipeline, not the figures: those are in benchmarks/results/detecti
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from _benchmark_module import benchmark_module
 
 pytest.importorskip("sklearn")
 pytest.importorskip("cleanlab")
 
 from datacarto.errors import InputError  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py"
-
 
 @pytest.fixture(scope="module")
 def detection():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("detection_benchmark", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("detection") as module:
+        yield module
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -1,5 +1,5 @@
-"""The one conformance check every integration passes (STYLE.md §5, in the spirit of sklearn's
-``parametrize_with_checks``).
+"""The one conformance check every integration passes (in the spirit of sklearn's
+``parametrize_with_checks``; docs/integrations.md lists the integrations it covers).
 
 A test drives its framework twice on a tiny seeded problem, writing a run each time, and
 captures independently (a forward hook, a ``predict`` call) the outputs the model produced:
