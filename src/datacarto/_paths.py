@@ -31,7 +31,7 @@ __all__ = ["check_output_path", "check_output_dir", "protected_run_files"]
 #: Entries of a run directory that hold the run itself (never an output of another command).
 RUN_STORE_FILES = ("run.json", "heldout.parquet")
 RUN_STORE_DIRS = ("epochs", "review", "cache")
-_SEED_DIR = re.compile(r"^seed-\d+$")
+SEED_DIR = re.compile(r"^seed-\d+$")
 
 PathLike = str | os.PathLike[str]
 
@@ -65,7 +65,7 @@ def protected_run_files(run_dir: PathLike) -> tuple[list[Path], list[Path]]:
     dirs: list[Path] = []
     roots = [root]
     if root.is_dir():
-        roots += [e for e in root.iterdir() if _SEED_DIR.match(e.name) and e.is_dir()]
+        roots += [e for e in root.iterdir() if SEED_DIR.match(e.name) and e.is_dir()]
     for r in roots:
         files += [r / name for name in RUN_STORE_FILES]
         dirs += [r / name for name in RUN_STORE_DIRS]

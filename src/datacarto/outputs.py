@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import store
-from ._paths import check_output_dir
+from ._paths import SEED_DIR, check_output_dir
 from .errors import InputError
 
 __all__ = ["CACHE_DIR", "CREATED_BY", "OUTPUT_FILES", "reset_output"]
@@ -39,7 +39,6 @@ OUTPUT_FILES = ("run.json", "heldout.parquet", "metrics.parquet", "metrics.csv",
                 "suspects.csv", "summary.json", "summary.txt", "data.csv", "data.parquet",
                 "injected_flips.csv", "evidence.parquet")
 CACHE_DIR = "cache"
-_SEED_DIR = re.compile(r"^seed-\d+$")
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp-\d+$")
 _SHARD = re.compile(r"^epoch-\d+(-rank-\d+)?\.parquet$")
 _PENDING = ".pending"
@@ -120,7 +119,7 @@ def reset_output(out: str | os.PathLike[str], *,
     if not entries or _only_leftovers(real):
         _remove(_plan(real, top=True), real)
         return out
-    seeds = sorted(e for e in entries if _SEED_DIR.match(e.name) and e.is_dir())
+    seeds = sorted(e for e in entries if SEED_DIR.match(e.name) and e.is_dir())
     marker = real / store.RUN_FILE
     seed_markers = [seed / store.RUN_FILE for seed in seeds if (seed / store.RUN_FILE).exists()]
     ours = _is_our_run_json(marker) if marker.exists() else (

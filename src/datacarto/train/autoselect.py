@@ -5,10 +5,11 @@ near the middle of the map and its "suspects" are simply the rows it has not lea
 So ``datacarto run`` does not fix the model; it tries a few candidate families on the data
 and keeps the one that generalises best.
 
-Each candidate trains the two *half models* of the side scheme (:mod:`datacarto.train.loop`):
-two models of that kind, each on one half of a label-stratified split, each predicting the
-other half after every epoch. That gives a held-out accuracy per epoch for every row at the
-cost of one pass over the data per epoch (N/2 + N/2 rows). A candidate stops when its
+Each candidate trains the side models of the held-out scheme (:mod:`datacarto.train.loop`):
+k models of that kind (:func:`~datacarto.train.loop.side_folds`: 2 halves, or 4 folds up to
+5,000 rows), each trained on all folds but one and predicting that fold after every epoch.
+That gives a held-out accuracy per epoch for every row at the cost of k - 1 passes over the
+data per epoch. A candidate stops when its
 smoothed held-out accuracy has not improved by more than :data:`IMPROVEMENT` for
 :data:`PATIENCE` epochs (or at the cap).
 
@@ -26,8 +27,8 @@ Epochs
 Candidates (cheapest first)
     text: TF-IDF + softmax regression; TF-IDF reduced to :data:`LSA_DIM` dimensions (LSA)
     + MLP (up to :data:`LSA_MAX_ROWS` rows). tabular: standardised features + softmax
-    regression; + MLP(128). Gradient-boosted trees (:mod:`datacarto.train.boosting`, 10
-    boosting rounds per epoch) only on request (see :func:`candidates`).
+    regression; + MLP(128). Gradient-boosted trees (``--model gbt``) are not a candidate
+    (see :func:`candidates`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import Progress
-from .loop import balanced_accuracy, side_folds, stratified_folds
+from .loop import side_folds, stratified_folds
 from .models import MLP, EpochModel, SoftmaxRegression
 
 #: Epoch cap of the search and of the chosen model.
@@ -62,10 +63,6 @@ TIE = 0.01
 #: where the linear model on the full TF-IDF has rarely been beaten.
 LSA_DIM = 128
 LSA_MAX_ROWS = 3000
-#: Boosting rounds per epoch of the gradient-boosted trees, and the largest data (rows x
-#: features) they are tried on: each round grows one tree per class.
-GBT_ROUNDS = 10
-GBT_MAX_CELLS = 2_000_000
 #: Optimiser steps per epoch the batch size aims at, and its bounds.
 STEPS_PER_EPOCH = 50
 MIN_BATCH = 32
@@ -82,8 +79,6 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        if self.model == "gbt":
-            return f"gbt({self.hyper['rounds']} rounds/epoch)"
         if self.model == "mlp":
             return f"{'lsa+' if self.input == 'lsa' else ''}mlp({self.hyper['hidden']})"
         return f"{'tfidf+' if self.input == 'tfidf' else ''}linear"
@@ -91,11 +86,10 @@ class Candidate:
 
 @dataclass
 class Trial:
-    """A candidate's held-out curve (per epoch: accuracy and balanced accuracy)."""
+    """A candidate's held-out accuracy per epoch."""
 
     candidate: Candidate
     heldout_acc: list[float] = field(default_factory=list)
-    heldout_bal_acc: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -112,20 +106,18 @@ class Selection:
     plateau_epoch: int
     trials: list[Trial]
     seconds: float
-    skipped: dict[str, str] = field(default_factory=dict)  # candidate name -> why
 
     def describe(self) -> str:
         """One line, e.g. ``auto: mlp(128), 23 epochs — held-out 0.871 vs linear 0.612``."""
         best = next(t for t in self.trials if t.candidate == self.chosen)
         others = [f"{t.candidate.name} {t.best:.3f}" for t in self.trials if t is not best]
         vs = f" vs {', '.join(others)}" if others else ""
-        skipped = "".join(f"; skipped {k}: {v}" for k, v in self.skipped.items())
         return (f"auto: {self.chosen.name}, {self.epochs} epochs — held-out accuracy "
                 f"{best.best:.3f}{vs} (plateau at epoch {self.plateau_epoch}; search "
-                f"{self.seconds:.1f} s{skipped})")
+                f"{self.seconds:.1f} s)")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"chosen": self.chosen.name, "epochs": self.epochs, "skipped": dict(self.skipped),
+        return {"chosen": self.chosen.name, "epochs": self.epochs,
                 "plateau_epoch": self.plateau_epoch, "seconds": round(self.seconds, 3),
                 "trials": [{"candidate": t.candidate.name, "best_heldout_acc": round(t.best, 6),
                             "epochs_tried": len(t.heldout_acc),
@@ -133,7 +125,7 @@ class Selection:
                             "seconds": round(t.seconds, 3)} for t in self.trials]}
 
 
-def candidates(kind: str, n_examples: int, *, with_gbt: bool = False) -> list[Candidate]:
+def candidates(kind: str, n_examples: int) -> list[Candidate]:
     """The candidate families for ``kind`` ("text" or "tabular"), cheapest first.
 
     Batches hold ``N / STEPS_PER_EPOCH`` rows (within [MIN_BATCH, MAX_BATCH]) so that an epoch
@@ -141,8 +133,7 @@ def candidates(kind: str, n_examples: int, *, with_gbt: bool = False) -> list[Ca
     reach the held-out plateau in a similar number of epochs on small and large data, and
     large data trains in fast, large batches.
 
-    Gradient-boosted trees are a candidate only with ``with_gbt`` (not by default): on 2
-    cores their search cost 30-100x the MLP's (digits: 165 s against 3 s for the whole run)
+    Gradient-boosted trees are not a candidate: on 2 cores their search cost 30-100x the MLP's (digits: 165 s against 3 s for the whole run)
     and on the benchmark's non-linear tabular data they ranked injected flips worse than the
     MLP (20 % flips: AP 0.696 against 0.755). ``--model gbt`` trains them on request.
     """
@@ -153,33 +144,13 @@ def candidates(kind: str, n_examples: int, *, with_gbt: bool = False) -> list[Ca
             pool.append(Candidate("mlp", "lsa", {"lr": 0.003, "batch_size": batch, "hidden": 128}))
         return pool
     return [Candidate("linear", "tabular", {"lr": 0.01, "batch_size": batch}),
-            Candidate("mlp", "tabular", {"lr": 0.003, "batch_size": batch, "hidden": 128}),
-            *([Candidate("gbt", "tabular", {"rounds": GBT_ROUNDS, "lr": 0.1})] if with_gbt
-              else [])]
-
-
-def usable(candidate: Candidate, n_examples: int, n_features: int) -> str | None:
-    """Why ``candidate`` is left out on this data (None: it is tried)."""
-    if candidate.model != "gbt":
-        return None
-    from .._deps import is_available
-
-    if not is_available("sklearn"):
-        return "needs scikit-learn: pip install 'datacarto[sklearn]'"
-    if n_examples * n_features > GBT_MAX_CELLS:
-        return (f"{n_examples:,} rows x {n_features:,} features is more than "
-                f"{GBT_MAX_CELLS:,} cells: boosting would cost more than the rest of the run")
-    return None
+            Candidate("mlp", "tabular", {"lr": 0.003, "batch_size": batch, "hidden": 128})]
 
 
 def build_model(candidate: Candidate, X: Any, labels: np.ndarray, n_classes: int,
                 seed: int) -> EpochModel:
     """A fresh model of ``candidate`` over features ``X``."""
     h = candidate.hyper
-    if candidate.model == "gbt":
-        from .boosting import BoostedTrees
-
-        return BoostedTrees(X, labels, n_classes, rounds=h["rounds"], lr=h["lr"], seed=seed)
     if candidate.model == "linear":
         return SoftmaxRegression(X, labels, n_classes, lr=h["lr"], batch_size=h["batch_size"],
                                  weight_decay=h.get("weight_decay", 0.0), seed=seed)
@@ -223,7 +194,7 @@ def epochs_after_plateau(plateau: int, cap: int = MAX_EPOCHS) -> int:
 def try_candidate(candidate: Candidate, X: Any, labels: np.ndarray, n_classes: int, *,
                   seed: int, max_epochs: int = MAX_EPOCHS,
                   on_epoch: Callable[[int, float], None] | None = None) -> Trial:
-    """Train the two half models of ``candidate`` until their held-out accuracy stalls."""
+    """Train the side models of ``candidate`` until their held-out accuracy stalls."""
     rng = np.random.default_rng(seed)
     k = side_folds(len(labels))
     folds = stratified_folds(labels, rng, k)
@@ -240,7 +211,6 @@ def try_candidate(candidate: Candidate, X: Any, labels: np.ndarray, n_classes: i
             model.fit_epoch(rows, rng)
             held[other] = model.logits(other)
         trial.heldout_acc.append(float((held.argmax(axis=1) == labels).mean()))
-        trial.heldout_bal_acc.append(balanced_accuracy(held, labels, n_classes))
         if on_epoch is not None:
             on_epoch(epoch, trial.heldout_acc[-1])
         smooth = _smooth(trial.heldout_acc)[-2] if epoch > 1 else trial.heldout_acc[0]
@@ -263,13 +233,9 @@ def search(features: Callable[[Candidate], Any], labels: np.ndarray, n_classes: 
     input kind by the caller).
     """
     t0 = time.perf_counter()
-    trials, skipped = [], {}
+    trials = []
     for cand in pool:
         X = features(cand)
-        why = usable(cand, len(labels), int(X.shape[1]))
-        if why is not None:
-            skipped[cand.name] = why
-            continue
         if progress is not None:
             progress.start(f"auto: trying {cand.name}", total=max_epochs * len(labels))
         trial = try_candidate(cand, X, labels, n_classes, seed=seed, max_epochs=max_epochs,
@@ -283,5 +249,4 @@ def search(features: Callable[[Candidate], Any], labels: np.ndarray, n_classes: 
     chosen = next(t for t in trials if t.best >= top - TIE)
     plateau = plateau_epoch(chosen.heldout_acc)
     return Selection(chosen=chosen.candidate, epochs=epochs_after_plateau(plateau, max_epochs),
-                     plateau_epoch=plateau, trials=trials, seconds=time.perf_counter() - t0,
-                     skipped=skipped)
+                     plateau_epoch=plateau, trials=trials, seconds=time.perf_counter() - t0)

@@ -118,24 +118,6 @@ def memorisation_epoch(curve: list[dict[str, Any]], gap: float = MEMORISATION_GA
     return found
 
 
-def balanced_accuracy(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
-    """Mean over the classes present in ``labels`` of the recall ``P(argmax z = k | y = k)``.
-
-    The majority-class predictor scores ``1 / (classes present)`` whatever the imbalance.
-
-    Examples
-    --------
-    >>> z = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    >>> balanced_accuracy(z, np.array([0, 0, 0, 1]), 2), balanced_accuracy(z, np.array([0, 0, 1, 1]), 2)
-    (1.0, 0.75)
-    """
-    pred = logits.argmax(axis=1)
-    counts = np.bincount(labels, minlength=n_classes)
-    hits = np.bincount(labels[pred == labels], minlength=n_classes)
-    present = counts > 0
-    return round(float((hits[present] / counts[present]).mean()), 6) if present.any() else float("nan")
-
-
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return round(float((logits.argmax(axis=1) == labels).mean()), 6) if len(labels) else float("nan")
 
@@ -218,7 +200,6 @@ def train_and_record(make_model: Callable[[np.ndarray, int], EpochModel], labels
         if held is not None:
             point["halves_train_acc"] = _accuracy(own, labels)
             point["heldout_acc"] = _accuracy(held[epoch - 1], labels)
-            point["heldout_bal_acc"] = balanced_accuracy(held[epoch - 1], labels, n_classes)
             point["gap"] = round(point["halves_train_acc"] - point["heldout_acc"], 6)
             note += f", held-out acc {point['heldout_acc']:.3f}"
         if heldout == "side":

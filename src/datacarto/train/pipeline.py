@@ -46,8 +46,7 @@ from ..datafiles import example_ids, write_data
 from ..errors import InputError, SchemaError
 from ..metrics import aggregate_runs
 # the output directory (marker, file names, reset_output) lives in datacarto.outputs
-from ..outputs import (CACHE_DIR, CREATED_BY, OUTPUT_FILES, _SEED_DIR,  # noqa: F401
-                       _is_our_run_json, reset_output)
+from ..outputs import CACHE_DIR, CREATED_BY, reset_output
 from ..progress import Progress
 from ..recorder import Recorder
 from ..regions import REGIONS
@@ -231,10 +230,7 @@ def prepare(frame: pd.DataFrame, options: RunOptions, *, source: str = "data") -
         max_epochs = _positive_int(options.max_epochs, "--max-epochs", minimum=2)
     if options.text_column is not None and options.feature_columns is not None:
         raise InputError("datacarto run: give either --text-column or --feature-columns, not both.")
-    guessed: list[str] = []
-    if options.label_column is None or (options.text_column is None
-                                        and options.feature_columns is None):
-        options, guessed = infer_columns(frame, options, source=source)
+    options, guessed = infer_columns(frame, options, source=source)
     assert options.label_column is not None
     _require_column(frame, options.label_column, "label", source)
     if options.id_column is not None:
@@ -383,14 +379,14 @@ def _choose_model(prep: Prepared, X: Any, featurizer: dict[str, Any], options: R
         featurizer["auto"] = {**selection.as_dict(), "epochs": prep.epochs,
                               "reason": selection.describe()}
     prep.model = chosen.model
-    prep.hyper = {**chosen.hyper, **{k: v for k, v in prep.hyper.items()}}
+    prep.hyper = {**chosen.hyper, **prep.hyper}  # --lr and the like still override
     featurizer["input"] = chosen.input
     X = features(chosen)
     featurizer["dim"] = int(X.shape[1])
     return X
 
 
-#: Below these sizes ``--model auto`` does not compare models (the held-out halves would be
+#: Below these sizes ``--model auto`` does not compare models (the held-out folds would be
 #: too small to tell them apart) and trains the linear model for SMALL_DATA_EPOCHS epochs.
 AUTO_MIN_ROWS = 40
 AUTO_MIN_CLASS_ROWS = 4
@@ -760,12 +756,9 @@ def run_file(path: str | os.PathLike[str], options: RunOptions, out: str | os.Pa
     from ..datafiles import check_label_column, read_data
 
     frame = read_data(path, text_columns=[options.id_column])  # ids as written: 00001, 01 != 1
-    guessed: list[str] = []
-    if options.label_column is None or (options.text_column is None
-                                        and options.feature_columns is None):
-        options, guessed = infer_columns(frame, options, source=str(path))
-        if options.id_column is not None and any(g.startswith("--id-column") for g in guessed):
-            frame = read_data(path, text_columns=[options.id_column])
+    options, guessed = infer_columns(frame, options, source=str(path))
+    if any(g.startswith("--id-column") for g in guessed):
+        frame = read_data(path, text_columns=[options.id_column])
     check_label_column(frame, options.label_column, path=path,
                        allow_many_classes=allow_many_classes)
     prep = prepare(frame, options, source=str(path))
