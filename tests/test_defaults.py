@@ -278,3 +278,43 @@ def test_fit_check_says_when_there_are_too_few_rows_to_tell():
     probs = np.eye(3)[np.where(y == 2, 0, y)]      # right on the two big classes only
     fit = check_fit(probs, y, 3)
     assert not fit.ok and "with so few rows (smallest class: 1)" in fit.message
+
+
+def test_heldout_logits_of_another_run_are_refused():
+    from datacarto.label_errors import detect_label_errors
+    from datacarto.store import HeldOut
+
+    dyn, held, _ = _memorised_run(n=50)
+    with pytest.raises(InputError, match="heldout must be a datacarto.store.HeldOut .* got ndarray"):
+        detect_label_errors(dyn, heldout=held.logits)
+    short = HeldOut(held.ids[:40], held.epochs, held.folds[:40], held.logits[:, :40])
+    with pytest.raises(InputError, match="cover 40 examples x 2 classes but the run has 50 x 2"):
+        detect_label_errors(dyn, heldout=short)
+    other = HeldOut(held.ids + 1000, held.epochs, held.folds, held.logits)
+    with pytest.raises(InputError, match="held-out logits list other examples than the run"):
+        detect_label_errors(dyn, heldout=other)
+
+
+def test_a_damaged_heldout_file_is_a_clean_error(tmp_path):
+    from datacarto.errors import SchemaError
+    from datacarto.store import HELDOUT_FILE, read_heldout, write_heldout
+
+    ids = np.array([3, 1, 2])
+    logits = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    write_heldout(tmp_path / HELDOUT_FILE, ids, np.array([0, 1, 0]), logits)
+    held = read_heldout(tmp_path)
+    assert held.ids.tolist() == [1, 2, 3] and held.logits.shape == (2, 3, 2)
+    assert held.logits[1, 0].tolist() == logits[1, 1].tolist()  # rows sorted by id
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ragged = pa.table({"id": [1, 2, 1], "epoch": [1, 1, 2], "fold": [0, 1, 0],
+                       "logits": pa.FixedSizeListArray.from_arrays(
+                           pa.array(np.zeros(6, dtype=np.float32)), 2)})
+    pq.write_table(ragged, tmp_path / HELDOUT_FILE)
+    with pytest.raises(SchemaError, match=r"every epoch must list the same examples, in order \(epoch 1 has 2 rows, epoch 2 has 1\)"):
+        read_heldout(tmp_path)
+    (tmp_path / HELDOUT_FILE).write_bytes(b"not parquet")
+    with pytest.raises(SchemaError, match="heldout.parquet: not a readable held-out logits file"):
+        read_heldout(tmp_path)
+    assert read_heldout(tmp_path / "nowhere") is None

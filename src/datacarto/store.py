@@ -539,9 +539,11 @@ def read_heldout(run_dir: str | os.PathLike[str]) -> HeldOut | None:
         flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     except (OSError, KeyError, ValueError, AttributeError, pa.ArrowException) as err:
         raise SchemaError(f"{path}: not a readable held-out logits file ({err}).") from None
-    epochs = np.unique(epoch)
-    n = len(ids) // max(len(epochs), 1)
-    if n * len(epochs) != len(ids) or not np.array_equal(epoch, np.repeat(epochs, n)):
-        raise SchemaError(f"{path}: every epoch must list the same {n} examples, in order.")
+    epochs, sizes = np.unique(epoch, return_counts=True)
+    n = int(sizes[0]) if len(sizes) else 0
+    if (sizes != n).any() or not np.array_equal(epoch, np.repeat(epochs, n)):
+        raise SchemaError(f"{path}: every epoch must list the same examples, in order (epoch "
+                          f"{int(epochs[0])} has {n} rows, epoch {int(epochs[-1])} has "
+                          f"{int(sizes[-1])}).")
     return HeldOut(ids=ids[:n], epochs=epochs.astype(np.int64), folds=folds[:n],
                    logits=flat.reshape(len(epochs), n, k))
