@@ -318,3 +318,12 @@ def test_a_damaged_heldout_file_is_a_clean_error(tmp_path):
     with pytest.raises(SchemaError, match="heldout.parquet: not a readable held-out logits file"):
         read_heldout(tmp_path)
     assert read_heldout(tmp_path / "nowhere") is None
+
+
+def test_guessing_reads_text_without_spaces_as_text():
+    from datacarto.train.infer import infer_columns
+
+    frame = pd.DataFrame({"review": ["这个手机很好用，电池也很耐用，屏幕清楚", "质量太差了，用了两天就坏了，不会再买"] * 5,
+                          "colour": ["红", "黑"] * 5, "label": ["pos", "neg"] * 5})
+    _, notes = infer_columns(frame, RunOptions(label_column=None))
+    assert notes == ["--label-column label", "--text-column review"]

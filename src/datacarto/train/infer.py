@@ -12,8 +12,9 @@ id
     row number.
 text or features
     the remaining columns: a string column whose cells average at least
-    :data:`TEXT_MIN_WORDS` words is text (the one with the most words, if several);
-    otherwise every remaining column is a feature (tabular data).
+    :data:`TEXT_MIN_WORDS` words, or :data:`TEXT_MIN_CHARS` characters (Chinese or Japanese
+    text has no spaces between words), is text (the longest, if several); otherwise every
+    remaining column is a feature (tabular data).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 
 LABEL_NAMES = ("label", "labels", "class", "target", "y", "category", "sentiment",
                "gold_label", "gold", "annotation", "tag", "intent")
-#: Mean words per cell from which a string column is read as text rather than a category.
+#: Mean words, or characters, per cell from which a string column is read as text rather
+#: than a category.
 TEXT_MIN_WORDS = 3.0
+TEXT_MIN_CHARS = 16.0
 #: Rows sampled to measure the words per cell.
 SAMPLE_ROWS = 2000
 
@@ -41,11 +44,12 @@ def _named(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
     return next((lower[n] for n in names if n in lower), None)
 
 
-def _mean_words(column: pd.Series) -> float:
+def _mean_words_and_chars(column: pd.Series) -> tuple[float, float]:
     sample = column.dropna().head(SAMPLE_ROWS)
     if not (sample.dtype == object or pd.api.types.is_string_dtype(sample.dtype)) or sample.empty:
-        return 0.0
-    return float(sample.astype(str).str.split().str.len().mean())
+        return 0.0, 0.0
+    cells = sample.astype(str)
+    return float(cells.str.split().str.len().mean()), float(cells.str.len().mean())
 
 
 def infer_columns(frame: pd.DataFrame, options: RunOptions, *,
@@ -86,9 +90,10 @@ def infer_columns(frame: pd.DataFrame, options: RunOptions, *,
         if not rest:
             raise InputError(f"{source}: no column besides the label{' and id' if id_column else ''}"
                              " to learn from; give --text-column T or --feature-columns A,B.")
-        words = {str(c): _mean_words(frame[c]) for c in rest}
-        best = max(words, key=lambda c: words[c])
-        if words[best] >= TEXT_MIN_WORDS:
+        sizes = {str(c): _mean_words_and_chars(frame[c]) for c in rest}
+        best = max(sizes, key=lambda c: sizes[c][1])
+        words, chars = sizes[best]
+        if words >= TEXT_MIN_WORDS or chars >= TEXT_MIN_CHARS:
             text = best
             notes.append(f"--text-column {text}")
         else:
