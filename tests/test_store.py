@@ -122,8 +122,8 @@ def test_shard_without_schema_version(run_dir: Path) -> None:
 
 
 def test_run_without_epochs(tmp_path: Path) -> None:
-    meta = store.new_run_meta(classes=["a", "b"], capture="pass", inputs="logits", seed=None,
-                              data_fingerprint=None, id_type="int", logits_stored=True)
+    meta = store.RunMeta(classes=("a", "b"), capture="pass", inputs="logits", id_type="int",
+                         logits_stored=True)
     store.write_run_json(tmp_path, meta)
     with pytest.raises(SchemaError, match=r"the run has no committed epochs yet"):
         dc.load(tmp_path).dynamics()

@@ -129,7 +129,7 @@ class Recorder:
     def _reset_state(self) -> None:
         self._opened = False
         self._closed = False
-        self._run_meta: dict[str, Any] | None = None
+        self._run_meta: store.RunMeta | None = None
         self._epoch = 0  # last committed epoch number
         self._batch = 0
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -206,18 +206,18 @@ class Recorder:
     def _resume_from_disk(self) -> None:
         assert self.path is not None
         meta = store.read_run_json(self.path)
-        if self.classes is not None and list(meta["classes"]) != self.classes:
-            raise InputError(f"{self.path}: run has classes {meta['classes']} but the Recorder was "
+        if self.classes is not None and list(meta.classes) != self.classes:
+            raise InputError(f"{self.path}: run has classes {list(meta.classes)} but the Recorder was "
                              f"given {self.classes}.")
-        if self.num_classes is not None and meta["num_classes"] != self.num_classes:
-            raise InputError(f"{self.path}: run has {meta['num_classes']} classes but the Recorder "
+        if self.num_classes is not None and meta.num_classes != self.num_classes:
+            raise InputError(f"{self.path}: run has {meta.num_classes} classes but the Recorder "
                              f"was given num_classes={self.num_classes}.")
-        self.classes = list(meta["classes"])
+        self.classes = list(meta.classes)
         self.num_classes = len(self.classes)
         self._run_meta = meta
-        if meta["epochs"]:
-            last = max(int(e) for e in meta["epochs"])
-            paths = [self.path / n for n in meta["shards"][str(last)]]
+        if meta.epochs:
+            last = meta.epochs[-1]
+            paths = [self.path / n for n in meta.shards[str(last)]]
             cols = store.read_epoch(self.path, meta, last, paths, columns=["id", "label"])
             self._known_ids, self._known_labels = cols["id"], cols["label"].astype(np.int64)
             self._epoch = last
@@ -419,11 +419,11 @@ class Recorder:
                 parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], keep_logits: bool) -> None:
         assert self.path is not None
         if self._run_meta is None:
-            self._run_meta = store.new_run_meta(
-                classes=self.classes or [str(k) for k in range(self.num_classes or 0)],
+            self._run_meta = store.RunMeta(
+                classes=tuple(self.classes or [str(k) for k in range(self.num_classes or 0)]),
                 capture=self.capture, inputs=self.inputs, seed=self.seed,
                 data_fingerprint=self.data_fingerprint, id_type=_id_kind(ids),
-                logits_stored=keep_logits, extra=self.meta)
+                logits_stored=keep_logits).with_extra(**self.meta)
         name = store.shard_name(epoch)
         if not self._spilled:
             # the epoch fits in max_pending_rows: one table, written in one call
@@ -434,11 +434,7 @@ class Recorder:
         else:
             store.write_shard_chunks(self.path / name, epoch=epoch,
                                      chunks=_shard_chunks(ids, labels, order, parts, keep_logits))
-        meta = dict(self._run_meta)
-        if self.planned_epochs is not None:
-            meta["planned_epochs"] = self.planned_epochs
-        meta["epochs"] = sorted(set(meta["epochs"]) | {epoch})
-        meta["shards"] = {**meta["shards"], str(epoch): [name]}
+        meta = self._run_meta.with_epoch(epoch, [name], planned_epochs=self.planned_epochs)
         store.write_run_json(self.path, meta)
         self._run_meta = meta
 

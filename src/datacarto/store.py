@@ -33,11 +33,10 @@ import pyarrow.parquet as pq
 from ._version import __version__
 from ._validation import fmt_id
 from .errors import InputError, SchemaError
+from .runmeta import FORMAT_NAME, SCHEMA_VERSION, RunMeta
 
 RUN_FILE = "run.json"
 SHARD_DIR = "epochs"
-FORMAT_NAME = "datacarto-run"
-SCHEMA_VERSION = 1
 #: Full logits are stored while K is at most this (N*E*K floats); beyond, derived columns only.
 DEFAULT_MAX_LOGIT_CLASSES = 64
 REQUIRED_COLUMNS = ("id", "label", "gold_prob", "pred", "runner_up", "margin", "loss")
@@ -92,33 +91,16 @@ def shard_name(epoch: int, rank: int | None = None) -> str:
     return f"{SHARD_DIR}/epoch-{epoch:05d}{suffix}.parquet"
 
 
-def new_run_meta(*, classes: list[str], capture: str, inputs: str, seed: int | None,
-                 data_fingerprint: str | None, id_type: str, logits_stored: bool,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "format": FORMAT_NAME,
-        "schema_version": SCHEMA_VERSION,
-        "datacarto_version": __version__,
-        "classes": list(classes),
-        "num_classes": len(classes),
-        "capture": capture,
-        "inputs": inputs,
-        "seed": seed,
-        "data_fingerprint": data_fingerprint,
-        "id_type": id_type,
-        "logits_stored": logits_stored,
-        "epochs": [],
-        "shards": {},
-        "extra": dict(extra or {}),
-    }
-
-
-def write_run_json(run_dir: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+def write_run_json(run_dir: str | os.PathLike[str], meta: RunMeta) -> None:
+    """Write ``RUN/run.json`` atomically (the directory is created if needed)."""
+    if not isinstance(meta, RunMeta):
+        raise TypeError(f"write_run_json takes a RunMeta, not {type(meta).__name__}")
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(Path(run_dir) / RUN_FILE,
+                      json.dumps(meta.to_json(), indent=2, sort_keys=True) + "\n")
 
 
-def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def read_run_json(run_dir: str | os.PathLike[str]) -> RunMeta:
     """Read and validate ``RUN/run.json``; every problem is a SchemaError naming the file."""
     run_dir = Path(run_dir)
     path = run_dir / RUN_FILE
@@ -128,125 +110,17 @@ def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise SchemaError(f"{run_dir}: not a datacarto run (no {RUN_FILE}). Create one with "
                           "`datacarto run`, a Recorder, or `datacarto import allenai`.")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SchemaError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise SchemaError(f"{path}: not a datacarto run file (missing \"format\": \"{FORMAT_NAME}\")")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise SchemaError(f"{path}: schema_version {version!r} is newer than this datacarto "
-                          f"({__version__}, schema {SCHEMA_VERSION}) can read; upgrade datacarto.")
-    for key in ("classes", "epochs", "shards", "capture", "id_type"):
-        if key not in meta:
-            raise SchemaError(f"{path}: missing key {key!r}")
-    validate_run_meta(meta, path)
+    return RunMeta.from_json(doc, path)
+
+
+def update_run_extra(run_dir: str | os.PathLike[str], **updates: Any) -> RunMeta:
+    """Set keys of ``run.json``'s ``extra`` (e.g. ``curve=...``) and rewrite it; returns the new meta."""
+    meta = read_run_json(run_dir).with_extra(**updates)
+    write_run_json(run_dir, meta)
     return meta
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _validate_extra(extra: dict[str, Any], path: Path) -> None:
-    """The fields of ``extra`` that datacarto itself reads back (source, curve, ...)."""
-    def bad(field: str, want: str, value: Any) -> SchemaError:
-        return SchemaError(f"{path}: field 'extra.{field}' must be {want}; got {_short(value)}.")
-
-    def number(v: Any) -> bool:
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-    for key in ("source", "data"):
-        if key in extra and not isinstance(extra[key], (dict, str)) and extra[key] is not None:
-            raise bad(key, "an object", extra[key])
-        if isinstance(extra.get(key), dict):
-            for col in ("path", "label_column", "text_column", "id_column"):
-                value = extra[key].get(col)
-                if value is not None and not isinstance(value, str):
-                    raise bad(f"{key}.{col}", "a string or null", value)
-            fc = extra[key].get("feature_columns")
-            if fc is not None and not (isinstance(fc, list) and all(isinstance(c, str) for c in fc)):
-                raise bad(f"{key}.feature_columns", "a list of column names or null", fc)
-    if "curve" in extra:
-        curve = extra["curve"]
-        if not isinstance(curve, list) or not all(isinstance(p, dict) for p in curve):
-            raise bad("curve", "a list of objects (one per epoch)", curve)
-        for point in curve:
-            if not (isinstance(point.get("epoch"), int) and not isinstance(point.get("epoch"), bool)):
-                raise bad("curve[].epoch", "an integer", point.get("epoch"))
-            for k in ("train_acc", "halves_train_acc", "heldout_acc", "gap"):
-                if not number(point.get(k)):
-                    raise bad(f"curve[].{k}", "a number or null", point.get(k))
-    if "heldout_accuracy" in extra:
-        acc = extra["heldout_accuracy"]
-        if acc is not None and not (isinstance(acc, list) and all(number(v) for v in acc)):
-            raise bad("heldout_accuracy", "a list of numbers", acc)
-    for key in ("memorisation_epoch",):
-        v = extra.get(key)
-        if v is not None and not (isinstance(v, int) and not isinstance(v, bool)):
-            raise bad(key, "an integer or null", v)
-    for key in ("memorisation_gap",):
-        if not number(extra.get(key)):
-            raise bad(key, "a number", extra.get(key))
-
-
-def validate_run_meta(meta: dict[str, Any], path: Path) -> None:
-    """Check every field of run.json against the one schema; a SchemaError names the file and
-    the field. Fills ``num_classes``, ``logits_stored`` and ``extra`` when an older file lacks them."""
-    def bad(field: str, want: str) -> SchemaError:
-        return SchemaError(f"{path}: field {field!r} must be {want}; got {_short(meta.get(field))}.")
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    classes = meta["classes"]
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise bad("classes", "a list of at least 2 class names (strings)")
-    if len(set(classes)) != len(classes):
-        raise bad("classes", "a list of distinct class names")
-    if "num_classes" not in meta:
-        meta["num_classes"] = len(classes)
-    if not is_int(meta["num_classes"]) or meta["num_classes"] != len(classes):
-        raise bad("num_classes", f"the number of classes ({len(classes)})")
-    if meta["capture"] not in ("pass", "eval"):
-        raise bad("capture", "'pass' or 'eval'")
-    if meta["id_type"] not in ("int", "str"):
-        raise bad("id_type", "'int' or 'str'")
-    for field, check, want in (
-            ("inputs", lambda v: v is None or isinstance(v, str), "a string"),
-            ("seed", lambda v: v is None or is_int(v), "an integer or null"),
-            ("data_fingerprint", lambda v: v is None or isinstance(v, str), "a string or null"),
-            ("datacarto_version", lambda v: v is None or isinstance(v, str), "a string"),
-            ("logits_stored", lambda v: v is None or isinstance(v, bool), "true or false"),
-            ("extra", lambda v: v is None or isinstance(v, dict), "an object"),
-            ("planned_epochs", lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or null")):
-        if not check(meta.get(field)):
-            raise bad(field, want)
-    meta["logits_stored"] = bool(meta.get("logits_stored"))
-    if meta.get("extra") is None:
-        meta["extra"] = {}
-    _validate_extra(meta["extra"], path)
-    epochs = meta["epochs"]
-    if not isinstance(epochs, list) or not all(is_int(e) and e >= 1 for e in epochs) \
-            or len(set(epochs)) != len(epochs):
-        raise bad("epochs", "a list of distinct epoch numbers (integers from 1)")
-    shards = meta["shards"]
-    if not isinstance(shards, dict) or not all(
-            isinstance(v, list) and v and all(isinstance(n, str) and n for n in v)
-            for v in shards.values()):
-        raise bad("shards", "an object mapping each epoch to a list of shard file names")
-    root = os.path.realpath(path.parent)
-    for epoch in epochs:
-        names = shards.get(str(epoch))
-        if not names:
-            raise SchemaError(f"{path}: field 'shards' lists no shard for committed epoch {epoch}.")
-        for name in names:
-            target = os.path.realpath(os.path.join(root, name))
-            if os.path.isabs(name) or ".." in Path(name).parts or \
-                    os.path.commonpath([root, target]) != root:
-                raise SchemaError(f"{path}: field 'shards' names {name!r}, which is outside the run "
-                                  "directory; shard paths must stay inside it.")
 
 
 def _id_array(ids: np.ndarray) -> pa.Array:

@@ -144,7 +144,7 @@ def committed_epochs(path: str | Path | None) -> int:
     """Number of epochs committed in the run at ``path`` (0 for none or no run yet)."""
     if path is None or not (Path(path) / store.RUN_FILE).exists():
         return 0
-    return len(store.read_run_json(path)["epochs"])
+    return len(store.read_run_json(path).epochs)
 
 
 def truncate_run(path: str | Path, keep: int) -> int:
@@ -157,15 +157,11 @@ def truncate_run(path: str | Path, keep: int) -> int:
     if not (path / store.RUN_FILE).exists():
         return 0
     meta = store.read_run_json(path)
-    epochs = sorted(int(e) for e in meta["epochs"])
-    drop = [e for e in epochs if e > keep]
+    drop = [e for e in meta.epochs if e > keep]
     if not drop:
         return 0
-    names = [n for e in drop for n in meta["shards"].get(str(e), [])]
-    meta = dict(meta)
-    meta["epochs"] = [e for e in epochs if e <= keep]
-    meta["shards"] = {k: v for k, v in meta["shards"].items() if int(k) <= keep}
-    store.write_run_json(path, meta)
+    names = [n for e in drop for n in meta.shards.get(str(e), ())]
+    store.write_run_json(path, meta.truncated(keep))
     for name in names:
         (path / name).unlink(missing_ok=True)
     return len(drop)

@@ -417,9 +417,7 @@ def _model_factory(prep: Prepared, X: Any) -> Any:
 
 
 def _update_run_extra(run_dir: Path, updates: dict[str, Any]) -> None:
-    meta = store.read_run_json(run_dir)
-    meta["extra"] = {**meta.get("extra", {}), **updates}
-    store.write_run_json(run_dir, meta)
+    store.update_run_extra(run_dir, **updates)
 
 
 def _metrics(run_dir: Path) -> pd.DataFrame:
