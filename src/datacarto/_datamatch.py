@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .runmeta import RunMeta
 
 __all__ = ["LABEL_MISMATCH_TOLERANCE", "check_data_matches_run", "label_key"]
 
@@ -32,13 +33,13 @@ __all__ = ["LABEL_MISMATCH_TOLERANCE", "check_data_matches_run", "label_key"]
 LABEL_MISMATCH_TOLERANCE = 0.05
 
 
-def check_fingerprint(meta: dict[str, Any], path: str | os.PathLike[str],
+def check_fingerprint(meta: RunMeta, path: str | os.PathLike[str],
                       id_column: str | None) -> None:
     """With row-number ids, the data file's fingerprint must be the run's (when recorded)."""
     from .store import fingerprint_file
 
-    recorded = meta.get("data_fingerprint")
-    if id_column is not None or not isinstance(recorded, str) or not recorded:
+    recorded = meta.data_fingerprint
+    if id_column is not None or not recorded:
         return
     actual = fingerprint_file(path)
     if actual != recorded:
@@ -112,7 +113,7 @@ def check_labels_agree(path: str | os.PathLike[str], label_column: str, values: 
     return bad
 
 
-def check_data_matches_run(meta: dict[str, Any], path: str | os.PathLike[str], frame: pd.DataFrame,
+def check_data_matches_run(meta: RunMeta, path: str | os.PathLike[str], frame: pd.DataFrame,
                            rows: np.ndarray, *, id_column: str | None,
                            label_column: str | None = None,
                            run_labels: np.ndarray | None = None) -> None:
@@ -121,9 +122,9 @@ def check_data_matches_run(meta: dict[str, Any], path: str | os.PathLike[str], f
     check_fingerprint(meta, Path(path), id_column)
     if label_column is None or run_labels is None or label_column not in frame.columns:
         return
-    if id_column is None and isinstance(meta.get("data_fingerprint"), str) and meta["data_fingerprint"]:
+    if id_column is None and meta.data_fingerprint:
         return  # the very same file: nothing more to check
     found = rows >= 0
     values = frame[label_column].to_numpy(dtype=object)[rows[found]]
     check_labels_agree(path, label_column, list(values), np.asarray(run_labels)[found],
-                       [str(c) for c in meta.get("classes", [])])
+                       list(meta.classes))

@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from . import store
 from .errors import InputError
 
 __all__ = ["COLUMNS", "EVIDENCE_FILE", "NEAR_DUPLICATE", "NEIGHBOURS", "Duplicates", "Neighbours",
@@ -76,7 +77,7 @@ RERANK = 30
 #: Conflicting duplicate ids listed per row (``n_conflicting_duplicates`` counts them all).
 MAX_LISTED = 20
 #: File of the evidence in a run directory.
-EVIDENCE_FILE = "evidence.parquet"
+EVIDENCE_FILE = store.EVIDENCE_FILE
 #: Columns of :func:`compute_evidence` besides ``id``.
 COLUMNS = ("kept_predicting", "kept_predicting_epochs", "epochs_recorded", "heldout_given_prob",
            "neighbour_agreement", "neighbour_label", "conflicting_duplicates",
@@ -1000,22 +1001,15 @@ def compute_evidence(ids: Any, labels: Any, classes: Sequence[str], *, pred: Any
 # ------------------------------------------------------------------------------ store
 def write_evidence(run_dir: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
     """Write ``frame`` to ``RUN/evidence.parquet`` atomically; returns the path."""
-    from .store import atomic_write
-
-    path = Path(run_dir) / EVIDENCE_FILE
     missing = [c for c in ("id", *COLUMNS) if c not in frame.columns]
     if missing:
         raise InputError(f"write_evidence: the frame lacks column(s) {', '.join(missing)}.")
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    return path
+    return store.write_run_table(run_dir, EVIDENCE_FILE, frame)
 
 
 def read_evidence(run_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
     """``RUN/evidence.parquet``, or None when the run has none (e.g. a user's own loop)."""
-    path = Path(run_dir) / EVIDENCE_FILE
-    if not path.is_file():
-        return None
-    return pd.read_parquet(path)
+    return store.read_run_table(run_dir, EVIDENCE_FILE)
 
 
 def attach_evidence(metrics: pd.DataFrame, evidence: pd.DataFrame | None) -> pd.DataFrame:

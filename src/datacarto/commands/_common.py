@@ -65,14 +65,14 @@ def default_output(run_dir: str | Path, name: str, given: str | None) -> Path:
 def recorded_data(run_dir: str | Path) -> Path | None:
     """The data file a run records in run.json (``datacarto run``), if it is still there."""
     from .. import store
-    from ..report.source import _locate, recorded_source
+    from ..report.source import _locate
 
     try:
         meta = store.read_run_json(run_dir)
     except (DatacartoError, OSError):
         return None  # loading the run reports this properly
-    path = recorded_source(meta).get("path")
-    return _locate(str(path), Path(run_dir)) if isinstance(path, str) and path else None
+    path = meta.source.path if meta.source else None
+    return _locate(path, Path(run_dir)) if path else None
 
 
 def guard_output(out: str | Path, *, runs: Sequence[str | Path] = (),

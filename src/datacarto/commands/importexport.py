@@ -62,7 +62,7 @@ def execute(args: argparse.Namespace) -> int:
             info(f"datacarto: warning: {w.message}")
         import pyarrow.parquet as pq
 
-        n = pq.ParquetFile(run.path / run.meta["shards"][str(run.epochs[0])][0]).metadata.num_rows
+        n = pq.ParquetFile(run.path / run.meta.shards[str(run.epochs[0])][0]).metadata.num_rows
         print(f"imported {n:,} examples x {len(run.epochs)} epochs, {len(run.classes)} classes "
               f"from {args.src} into {args.out}")
         return 0

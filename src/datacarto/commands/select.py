@@ -20,7 +20,7 @@ from .. import store
 from .._validation import check_fraction
 from .._datamatch import check_data_matches_run, check_fingerprint
 from ..datafiles import DataTable, data_format, example_ids, read_table, write_rows
-from ..report.source import DEFAULT_LABEL_COLUMNS, recorded_source
+from ..report.source import DEFAULT_LABEL_COLUMNS
 from ..errors import InputError
 from ..regions import REGION_ORDER, REGIONS
 from ..run import Run
@@ -97,8 +97,8 @@ def load_table_for_run(run: Run, run_ids: np.ndarray, data_path: str | Path,
                          f"in the data file (ids from {source}; first missing: "
                          f"{_plain(first)!r}). Is this the file the run was recorded on?{hint}")
     if run_labels is not None:
-        recorded = recorded_source(run.meta).get("label_column")
-        label_column = recorded if isinstance(recorded, str) and recorded in frame.columns else next(
+        recorded = run.meta.source.label_column if run.meta.source else None
+        label_column = recorded if recorded in frame.columns else next(
             (c for c in DEFAULT_LABEL_COLUMNS if c in frame.columns), None)
         check_data_matches_run(run.meta, data_path, frame, rows, id_column=id_column,
                                label_column=label_column, run_labels=run_labels)

@@ -367,7 +367,7 @@ def import_allenai(src_dir: str | os.PathLike[str], out_run: str | os.PathLike[s
     -------
     Run
         The new run: allenai epoch E is datacarto epoch E + 1; capture "pass" (allenai logs the
-        training forward pass); ``run.meta["extra"]["source"] == "allenai"``.
+        training forward pass); ``run.meta.extra["source"] == "allenai"``.
 
     Raises
     ------
@@ -386,7 +386,7 @@ def import_allenai(src_dir: str | os.PathLike[str], out_run: str | os.PathLike[s
     ...     rows = [{"guid": 7, f"logits_epoch_{e}": z, "gold": 1}]
     ...     _ = (src / f"dynamics_epoch_{e}.jsonl").write_text(json.dumps(rows[0]) + "\\n")
     >>> run = import_allenai(src, src / "run")
-    >>> run.epochs, run.meta["extra"]["source"]
+    >>> run.epochs, run.meta.extra["source"]
     ([1, 2], 'allenai')
     >>> tmp.cleanup()
     """
@@ -494,7 +494,7 @@ def export_allenai(run: Run | str | os.PathLike[str], out_dir: str | os.PathLike
     ``datacarto.store.DEFAULT_MAX_LOGIT_CLASSES``); rows are written in id order.
     """
     r = run if isinstance(run, Run) else load(run)
-    if not r.meta.get("logits_stored"):
+    if not r.meta.logits_stored:
         raise InputError(f"{r.path}: the run stores no full logits (it has {len(r.classes)} "
                          f"classes; logits are kept up to {store.DEFAULT_MAX_LOGIT_CLASSES}), and "
                          "allenai's format needs them. Use `datacarto metrics` for the metrics.")

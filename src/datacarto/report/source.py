@@ -14,16 +14,15 @@ recorded with integer ids matches a CSV whose id column pandas read as text.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._datamatch import check_data_matches_run
 from ..datafiles import DataTable, example_ids, read_table
+from ..runmeta import DataRecord, RunMeta
 from ..errors import InputError, SchemaError
 
 __all__ = ["DataSource", "LoadedData", "load_source", "resolve_source"]
@@ -69,17 +68,6 @@ class LoadedData:
         return [None if r < 0 or values[r] is None else str(values[r]) for r in rows]
 
 
-def recorded_source(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """``run.json``'s ``extra["source"]`` (or ``extra["data"]``) when it is a dict, else ``{}``."""
-    extra = meta.get("extra")
-    if not isinstance(extra, Mapping):
-        return {}
-    for key in ("source", "data"):
-        if isinstance(extra.get(key), Mapping) and extra[key].get("path"):
-            return dict(extra[key])
-    return {}
-
-
 def _locate(recorded: str, run_dir: Path) -> Path | None:
     """A recorded data path, as given (absolute or from the working directory) or beside the run."""
     path = Path(recorded)
@@ -89,7 +77,7 @@ def _locate(recorded: str, run_dir: Path) -> Path | None:
     return None
 
 
-def resolve_source(run_dir: str | os.PathLike[str], meta: Mapping[str, Any], *,
+def resolve_source(run_dir: str | os.PathLike[str], meta: RunMeta, *,
                    data: str | os.PathLike[str] | None = None, text_column: str | None = None,
                    id_column: str | None = None, label_column: str | None = None,
                    ) -> DataSource | None:
@@ -98,26 +86,23 @@ def resolve_source(run_dir: str | os.PathLike[str], meta: Mapping[str, Any], *,
     Returns ``None`` when no data file is given or recorded (or the recorded one is gone):
     callers that can work without text (the report) go on, others raise.
     """
-    recorded = recorded_source(meta)
+    recorded = meta.source or DataRecord()
     if data is None:
-        if not recorded.get("path"):
+        if not recorded.path:
             return None
-        located = _locate(str(recorded["path"]), Path(run_dir))
+        located = _locate(recorded.path, Path(run_dir))
         if located is None:
             return None
         path = located
     else:
         path = Path(data)
 
-    def pick(given: str | None, key: str) -> str | None:
-        if given is not None:
-            return given
-        value = recorded.get(key)
-        return str(value) if isinstance(value, str) and value else None
+    def pick(given: str | None, value: str | None) -> str | None:
+        return given if given is not None else (value or None)
 
-    return DataSource(path=path, text_column=pick(text_column, "text_column"),
-                      id_column=pick(id_column, "id_column"),
-                      label_column=pick(label_column, "label_column"))
+    return DataSource(path=path, text_column=pick(text_column, recorded.text_column),
+                      id_column=pick(id_column, recorded.id_column),
+                      label_column=pick(label_column, recorded.label_column))
 
 
 def _check_column(frame: pd.DataFrame, column: str, option: str, path: Path) -> None:
@@ -127,7 +112,7 @@ def _check_column(frame: pd.DataFrame, column: str, option: str, path: Path) -> 
 
 
 def load_source(source: DataSource, run_ids: np.ndarray, *, need_label: bool = False,
-                meta: Mapping[str, Any] | None = None,
+                meta: RunMeta | None = None,
                 run_labels: np.ndarray | None = None) -> LoadedData:
     """Read the data file, check the columns and that its ids cover the run's.
 
@@ -164,7 +149,7 @@ def load_source(source: DataSource, run_ids: np.ndarray, *, need_label: bool = F
                           label_column=label_column)
     loaded = LoadedData(source=resolved, frame=frame, ids=ids, row_of=row_of, table=table)
     if meta is not None:
-        check_data_matches_run(dict(meta), source.path, frame, loaded.rows_for(run_ids),
+        check_data_matches_run(meta, source.path, frame, loaded.rows_for(run_ids),
                                id_column=source.id_column, label_column=label_column,
                                run_labels=run_labels)
     return loaded
