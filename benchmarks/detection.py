@@ -40,6 +40,7 @@ from datacarto import metrics as dm
 from datacarto.evaluation import (auroc, average_precision, flag_scores, precision_at_k,
                                   suggested_label_accuracy)
 from datacarto.label_errors import detect_label_errors, seed_stability, stable_flags
+from datacarto.label_errors.legacy import detect as datacarto_0_1
 from datacarto.noise import inject_label_noise
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,6 +66,9 @@ METHODS = {
 FLAGGERS = {
     "datacarto": "**datacarto default**",
     "datacarto_nohold": "datacarto, no held-out curve",
+    # datacarto 0.1's detector (the deprecated method="confident_learning"): its score is
+    # 1 - confidence ("conf" above); its flags are CL per-class thresholds over all epochs
+    "datacarto_0_1": "datacarto 0.1 (CL thresholds, all epochs)",
     "cleanlab": "cleanlab find_label_issues (5-fold)",
     "cleanlab_es": "cleanlab find_label_issues (5-fold, early-stopped)",
 }
@@ -298,11 +302,14 @@ def run_setting(data: Data, kind: str, rate: float, noise_seed: int, train_seeds
     dyn, held, t_dc = record_run(data, labels, val_labels, noise_seed)
     default = detect_label_errors(dyn, heldout_accuracy=held)
     nohold = detect_label_errors(dyn)
+    legacy = datacarto_0_1(dyn)
     scores = {"datacarto": default["label_error_score"], "datacarto_nohold": nohold["label_error_score"],
               **component_scores(dyn, default["info"]["window"])}
-    flags = {"datacarto": default["is_label_error"], "datacarto_nohold": nohold["is_label_error"]}
+    flags = {"datacarto": default["is_label_error"], "datacarto_nohold": nohold["is_label_error"],
+             "datacarto_0_1": legacy["is_label_error"]}
     suggestions = {"datacarto": default["suggested_label"],
-                   "datacarto_nohold": nohold["suggested_label"]}
+                   "datacarto_nohold": nohold["suggested_label"],
+                   "datacarto_0_1": legacy["suggested_label"]}
     oof, cv_val, t_cl = cross_validated(data, labels, val_labels, noise_seed)
     best = int(np.flatnonzero(cv_val >= cv_val.max() - 1e-12)[-1])
     for key, epoch_index in (("cleanlab", data.epochs - 1), ("cleanlab_es", best)):
@@ -324,8 +331,9 @@ def run_setting(data: Data, kind: str, rate: float, noise_seed: int, train_seeds
             out.update({f"{key}.flag_{m}": fs[m] for m in ("precision", "recall", "f1", "n_flagged")})
             out[f"{key}.suggestion"] = suggested_label_accuracy(data.y, suggestions[key], flipped)
     # telling apart likely mislabeled, ambiguous and hard-but-correct (regions from the map)
-    assess = default["assessment"]
     clean, region_of = ~flipped, _region(dyn)
+    # the metrics frame's assessment: flagged, else the data-map region
+    assess = np.where(default["is_label_error"], "likely mislabeled", region_of).astype(object)
     for region in ("hard", "ambiguous"):
         members = clean & (region_of == region)
         out[f"clean_{region}.n"] = int(members.sum())
@@ -396,7 +404,7 @@ def _settings(rows: list[dict[str, Any]]) -> dict[tuple[str, str, float], list[d
 
 
 def goal_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's goal, per setting (mean over noise seeds)."""
+    """The detection goal, per setting (mean over noise seeds)."""
     per = []
     rivals = [m for m, (_, fam) in METHODS.items() if fam not in ("datacarto", "variant")]
     for (ds, kind, rate), group in _settings(rows).items():
@@ -485,7 +493,10 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, skipped: list[s
             f"{FOLDS}-fold out-of-fold probabilities at the last epoch, or at the epoch of best mean "
             "validation accuracy of the fold models (*early-stopped*). Components and baselines "
             "come from datacarto's run: 1 − confidence (all epochs), 1 − confidence over the "
-            "default's window, AUM, variability, forgetting events, the last epoch's loss, random.",
+            "default's window, AUM, variability, forgetting events, the last epoch's loss, random. "
+            "*datacarto 0.1* is the detector of datacarto 0.1 (the deprecated "
+            "`method=\"confident_learning\"`): score 1 − confidence (all epochs), flags by "
+            "confident learning's per-class thresholds on the probabilities averaged over all epochs.",
             "",
             "Measures: AUROC, average precision (AP), precision@k (k = number of flipped labels), "
             "flag precision / recall / F1, suggested-label accuracy (share of flipped examples whose "

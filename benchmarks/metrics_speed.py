@@ -1,6 +1,7 @@
-"""Metrics speed (issue #2, item 10): datacarto vs allenai's per-example Python loop.
+"""Metrics speed: datacarto vs allenai's per-example Python loop and vs a pandas groupby.
 
-N in {10^5, 10^6} examples x 10 epochs x 3 classes are written through the Recorder. Then:
+Case ``loop``: N in {10^5, 10^6} examples x 10 epochs x 3 classes are written through the
+Recorder. Then:
 
 * **datacarto**: ``datacarto.load(RUN).metrics()`` — every column (confidence, variability,
   correctness, forgetting, first-learned epoch, threshold closeness, AUM, entropy, mean loss,
@@ -19,8 +20,23 @@ N in {10^5, 10^6} examples x 10 epochs x 3 classes are written through the Recor
 
 Goal: >= 100x faster than the baseline, 10^6 x 10 in under 5 s, peak memory under 2 GB.
 
-Usage: ``python benchmarks/metrics_speed.py [--sizes 1e5,1e6]``; writes
-``benchmarks/results/metrics_speed.md``.
+Case ``cli``: a run of 10^6 examples x 10 epochs x 10 classes written through the Recorder, then
+two whole processes, each timed from start to exit (interpreter start-up and imports
+included), best of 3:
+
+* **datacarto**: ``datacarto metrics RUN`` as a user types it (writes ``RUN/metrics.parquet``;
+  the file is removed, untimed, before each repeat);
+* **pandas baseline**: ``pd.read_parquet`` of each epoch's shard (columns id, label, gold_prob,
+  pred), ``concat``, ``groupby("id")`` -> mean and population std (ddof=0) of gold_prob and mean
+  of (pred == label): confidence, variability and correctness, nothing written.
+
+The ratio is baseline time / datacarto time. Goal: ``datacarto metrics`` <= 2 s as a whole
+process and >= 3x the pandas groupby. The datacarto that runs is the one ``python -m
+datacarto`` imports, so ``PYTHONPATH=OTHER/src`` times another checkout with the same script.
+
+Usage: ``python benchmarks/metrics_speed.py [--case all|loop|cli] [--sizes 1e5,1e6]``; the
+default (both cases) writes ``benchmarks/results/metrics_speed.md``, one case alone
+``benchmarks/results/metrics_speed_<case>.md`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -28,7 +44,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -46,6 +61,8 @@ from scale import cpu_s, fmt_n, load, machine, peak_rss_gb, write_synthetic_run 
 RESULTS = HERE / "results" / "metrics_speed.md"
 EPOCHS, CLASSES = 10, 3
 BASELINE_MAX = 100_000  # examples the baseline loop runs on; beyond, linear extrapolation
+CLI_EPOCHS, CLI_CLASSES = 10, 10
+GOAL_CLI_S, GOAL_CLI_RATIO = 2.0, 3.0
 
 
 def numpy_softmax(z: list[float]) -> Any:
@@ -94,6 +111,9 @@ def allenai_style_metrics(train_dy: dict[Any, dict[str, Any]],
 
 
 def child(argv: list[str]) -> dict[str, Any]:
+    if argv[0] == "pandas":  # the baseline process of the cli case: nothing but pandas
+        pandas_groupby(Path(argv[1]))
+        return {}
     import datacarto as dc
     from datacarto.metrics import compute_metrics
 
@@ -180,9 +200,13 @@ def baseline(run_dir: Path, n_max: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="1e5,1e6")
+    parser.add_argument("--case", choices=["all", "loop", "cli"], default="all",
+                        help="loop: vs the allenai-style loop; cli: `datacarto metrics` vs pandas")
+    parser.add_argument("--sizes", default="1e5,1e6", help="example counts of the loop case")
+    parser.add_argument("--cli-examples", default="1e6", help="example count of the cli case")
     parser.add_argument("--tmp", default=tempfile.gettempdir())
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", help="results file (default: benchmarks/results/metrics_speed"
+                                      "[_CASE].md)")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -190,9 +214,27 @@ def main() -> int:
         return 0
     env_line = machine()
     print(env_line, flush=True)
+    sections = []
+    if args.case in ("all", "loop"):
+        sections.append(render(loop_case([int(float(s)) for s in args.sizes.split(",")], args.tmp)))
+    if args.case in ("all", "cli"):
+        sections.append(render_cli(cli_case(int(float(args.cli_examples)), args.tmp)))
+    report = "\n".join(["# Metrics speed (`benchmarks/metrics_speed.py`)", "",
+                        f"{datetime.date.today().isoformat()}; {env_line}.", "", *sections])
+    print(report)
+    from datacarto.store import atomic_write_text
+
+    out = Path(args.out or (RESULTS if args.case == "all" else
+                            RESULTS.with_name(f"metrics_speed_{args.case}.md")))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, report)
+    return 0
+
+
+def loop_case(sizes: list[int], tmp: str) -> list[dict[str, Any]]:
     rows = []
-    for n in [int(float(s)) for s in args.sizes.split(",")]:
-        work = Path(tempfile.mkdtemp(prefix=f"datacarto-speed-{n}-", dir=args.tmp))
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix=f"datacarto-speed-{n}-", dir=tmp))
         try:
             print(f"n={fmt_n(n)}: recording ...", flush=True)
             write_synthetic_run(work / "run", n, EPOCHS, CLASSES, batch=4096)
@@ -212,20 +254,109 @@ def main() -> int:
                          "baseline": base})
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    report = render(rows, env_line)
-    print(report)
-    from datacarto.store import atomic_write_text
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, report)
-    return 0
+    return rows
 
 
-def render(rows: list[dict[str, Any]], env_line: str) -> str:
+# --------------------------------------------------------------------------- cli case
+def pandas_groupby(run_dir: Path) -> Any:
+    """The plain-pandas baseline: confidence, variability, correctness by ``groupby("id")``."""
+    import pandas as pd
+
+    shards = sorted((Path(run_dir) / "epochs").glob("epoch-*.parquet"))
+    frame = pd.concat([pd.read_parquet(p, columns=["id", "label", "gold_prob", "pred"])
+                       for p in shards], ignore_index=True)
+    frame["correct"] = frame["pred"] == frame["label"]
+    by_id = frame.groupby("id", sort=True)
+    return pd.DataFrame({"confidence": by_id["gold_prob"].mean(),
+                         "variability": by_id["gold_prob"].std(ddof=0),
+                         "correctness": by_id["correct"].mean()})
+
+
+def time_process(argv: list[str], *, before: Any = None, repeats: int = 3) -> dict[str, Any]:
+    """Wall time of a whole process from start to exit, best of ``repeats``.
+
+    No peak RSS here: a child's ``ru_maxrss`` starts from the parent's resident size at fork
+    (Linux carries it over the exec), and this parent holds the synthetic run's generator.
+    """
+    walls, loads = [], []
+    for _ in range(repeats):
+        if before is not None:
+            before()  # untimed
+        loads.append(load())
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        walls.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return {"best_s": min(walls), "all_s": walls, "load_start": loads}
+
+
+def cli_case(n: int, tmp: str) -> dict[str, Any]:
+    import datacarto
+
+    # which checkout runs (PYTHONPATH=OTHER/src): shown here, not written into the results
+    print(f"datacarto {datacarto.__version__} from {Path(datacarto.__file__).parent}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix=f"datacarto-cli-speed-{n}-", dir=tmp))
+    run_dir = work / "run"
+    try:
+        print(f"cli case, n={fmt_n(n)} x {CLI_EPOCHS} epochs x {CLI_CLASSES} classes: recording ...",
+              flush=True)
+        write_synthetic_run(run_dir, n, CLI_EPOCHS, CLI_CLASSES)
+        output = run_dir / "metrics.parquet"
+        ours = time_process([sys.executable, "-m", "datacarto", "metrics", str(run_dir)],
+                            before=lambda: output.unlink(missing_ok=True))
+        print(f"  datacarto metrics RUN {ours['best_s']:.2f} s", flush=True)
+        base = time_process([sys.executable, str(Path(__file__).resolve()), "--child",
+                             "pandas", str(run_dir)])
+        print(f"  pandas groupby {base['best_s']:.2f} s", flush=True)
+        import pandas as pd
+
+        got = pd.read_parquet(output, columns=["id", "confidence", "variability", "correctness"])
+        want = pandas_groupby(run_dir).loc[got["id"]]
+        agree = {c: float(np.abs(got[c].to_numpy() - want[c].to_numpy()).max())
+                 for c in ("confidence", "variability", "correctness")}
+        return {"n": n, "datacarto": ours, "pandas": base, "agree": agree}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def render_cli(r: dict[str, Any]) -> str:
+    d, b = r["datacarto"], r["pandas"]
+    ratio = b["best_s"] / d["best_s"]
+    met = d["best_s"] <= GOAL_CLI_S and ratio >= GOAL_CLI_RATIO
+
+    def cell(t: dict[str, Any]) -> str:
+        return f"{t['best_s']:.2f} s (runs: {', '.join(f'{s:.2f}' for s in t['all_s'])})"
+
     lines = [
-        "# Metrics speed (`benchmarks/metrics_speed.py`)", "",
-        f"{datetime.date.today().isoformat()}; {env_line}.", "",
+        f"## `datacarto metrics RUN` vs a pandas groupby, {fmt_n(r['n'])} x {CLI_EPOCHS} x "
+        f"{CLI_CLASSES}", "",
+        f"A synthetic run of {r['n']:,} examples x {CLI_EPOCHS} epochs x {CLI_CLASSES} classes "
+        "written through the `Recorder` (full logits stored). Each timing is a whole process "
+        "from start to exit (interpreter start-up and imports included), best of 3. "
+        "**datacarto** = `python -m datacarto metrics RUN` with the default "
+        "output (`RUN/metrics.parquet`, removed untimed before each repeat), every metric "
+        "column. **pandas** = one process that reads each epoch's shard with `pd.read_parquet` "
+        "(columns id, label, gold_prob, pred), concatenates them and takes `groupby(\"id\")` "
+        "mean and std (ddof=0) of gold_prob and the mean of pred == label (3 columns, nothing "
+        "written).", "",
+        "| N x epochs x classes | `datacarto metrics RUN` | pandas groupby "
+        "| ratio (pandas / datacarto) |", "|---|---|---|---|",
+        f"| {fmt_n(r['n'])} x {CLI_EPOCHS} x {CLI_CLASSES} | {cell(d)} | {cell(b)} | "
+        f"**{ratio:.2f}x** |", "",
+        "Load average (1 min) at the start of each repeat: datacarto " +
+        ", ".join(f"{x:.2f}" for x in d["load_start"]) + "; pandas " +
+        ", ".join(f"{x:.2f}" for x in b["load_start"]) + ".", "",
+        "pandas and datacarto agree (max |difference|): " +
+        ", ".join(f"{k} {v:.1e}" for k, v in r["agree"].items()) + ".", "",
+        f"Goal: `datacarto metrics` <= {GOAL_CLI_S:g} s as a whole process and >= "
+        f"{GOAL_CLI_RATIO:g}x the pandas groupby: {'met' if met else 'not met'}.", ""]
+    return "\n".join(lines)
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "## datacarto vs the allenai-style loop", "",
         f"Synthetic runs of N examples x {EPOCHS} epochs x {CLASSES} classes written through the "
         "`Recorder`. **datacarto** = `load(RUN).metrics()`: all 17 columns computed from the "
         "Parquet store (reading included), best of 3 calls in a fresh process; peak memory = "

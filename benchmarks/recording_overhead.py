@@ -1,5 +1,5 @@
-"""Recording overhead (issue #5, item 5): a small torch model's training with and without
-datacarto, measured side by side in one process.
+"""Recording overhead: a small torch model's training with and without datacarto, measured
+side by side in one process.
 
 Regenerates ``benchmarks/results/recording_overhead.md``::
 
@@ -14,7 +14,7 @@ times, back to back in a rotating order, on the same model and data:
 
 - **plain**: the training steps of one epoch, no recording;
 - **pass**: the same steps with ``LoopRecorder.update(ids, logits, y)`` after each one (the
-  per-step price of pass mode, the issue's "training step with and without recording");
+  per-step price of pass mode: a training step with and without recording);
 - **commit**: pass mode's ``end_epoch()`` after those steps: sort the epoch by id, derive the
   per-row columns, write a Parquet shard and ``run.json`` (fsync) — paid once per epoch;
 - **eval**: ``LoopRecorder(capture="eval").end_epoch(model)``: an inference pass over the
@@ -26,7 +26,7 @@ times, back to back in a rotating order, on the same model and data:
 
 Ratios are taken within each repeat (the timings share the machine's load at that moment);
 the table shows medians over repeats, with the ratio of the fastest timings in brackets.
-Goal (issue #5): pass-mode overhead per step <= 3 %.
+Goal: pass-mode overhead per step <= 3 %.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scale benchmark (issue #7): 10^6 and 10^7 examples x 10 epochs x 10 classes.
+"""Scale benchmark: 10^6 and 10^7 examples x 10 epochs x 10 classes.
 
 For each size, a synthetic run is written through the Recorder, then:
 

@@ -160,7 +160,8 @@ def main() -> int:
             page.evaluate(f"window.dcReport.select({target})")
             xy = page.evaluate(f"window.dcReport.pixelOf({target})")
             page.mouse.move(xy["x"], xy["y"], steps=4)
-            page.wait_for_selector("#dc-tooltip:not([hidden])")
+            # the target's own tooltip: points passed on the way may show theirs first
+            page.wait_for_selector(f"#dc-tooltip[data-index='{target}']:not([hidden])")
             page.screenshot(path=str(args.out / "report.png"))
             page.mouse.move(5, 5)
 

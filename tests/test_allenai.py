@@ -15,20 +15,10 @@ from datacarto.errors import InputError, SchemaError
 from datacarto.interop.allenai import (METRIC_COLUMNS, allenai_metrics, export_allenai,
                                        find_epoch_files, import_allenai)
 
+from builders import write_allenai
+
 
 # ------------------------------------------------------------------------------ helpers
-def write_allenai(folder: Path, guids, gold, logits, *, nested: bool = True) -> Path:
-    """allenai's layout: folder/training_dynamics/dynamics_epoch_{e}.jsonl, logits (N, E, K)."""
-    td = folder / "training_dynamics" if nested else folder
-    td.mkdir(parents=True, exist_ok=True)
-    for e in range(len(logits[0])):
-        with open(td / f"dynamics_epoch_{e}.jsonl", "w", encoding="utf-8") as fh:
-            for g, y, z in zip(guids, gold, logits):
-                fh.write(json.dumps({"guid": g, f"logits_epoch_{e}": list(map(float, z[e])),
-                                     "gold": int(y)}) + "\n")
-    return folder
-
-
 def reference_td_metrics(guids, gold, logits, *, include_ci=False, burn_out=None):
     """allenai's compute_train_dy_metrics, re-derived from its formulas, one example at a time.
 
@@ -251,26 +241,10 @@ BASE = [  # 4 examples x 3 epochs x 3 classes, written as text so each case can 
 ]
 
 
-def base_lines(epoch: int) -> list[str]:
-    return [json.dumps({"guid": g, f"logits_epoch_{epoch}": z[epoch], "gold": y})
-            for g, y, z in BASE]
-
-
 def write_base(folder: Path, edit=None) -> Path:
     """Write BASE; ``edit(epoch, lines) -> str | bytes | None`` may rewrite an epoch's file."""
-    td = folder / "training_dynamics"
-    td.mkdir(parents=True)
-    for e in range(3):
-        lines = base_lines(e)
-        content = edit(e, lines) if edit else None
-        if content is None:
-            content = "\n".join(lines) + "\n"
-        path = td / f"dynamics_epoch_{e}.jsonl"
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return folder
+    guids, gold, logits = zip(*BASE)
+    return write_allenai(folder, guids, gold, logits, edit=edit)
 
 
 def _on(epoch, fn):

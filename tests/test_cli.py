@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +15,20 @@ from datacarto import Recorder, load, select
 from datacarto.cli import main
 from datacarto.errors import InputError, SchemaError
 
-N, E, CLASSES = 40, 4, ["neg", "neu", "pos"]
+from builders import CLASSES, make_run, run_cli, write_allenai
+from builders import assert_cli_error as assert_error
+
+N, E = 40, 4
 
 
-def make_run(path: Path, *, seed: int = 0, ids=None) -> Path:
-    """A small run: most examples learned, some never (their label looks wrong), some noisy."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(N) % 3
-    quality = rng.uniform(0.3, 1.5, N)
-    # every 8th example "is really" the next class: the model learns that class instead
-    learned_as = np.where(np.arange(N) % 8 == 0, (labels + 1) % 3, labels)
-    ids = np.arange(N) if ids is None else ids
-    with Recorder(path, classes=CLASSES, seed=seed) as rec:
-        for epoch in range(1, E + 1):
-            logits = rng.normal(0, 1, (N, 3)) + epoch * quality[:, None] * np.eye(3)[learned_as]
-            rec.update(ids, logits, labels)
-            rec.end_epoch()
-    return path
+#: 40 examples x 4 epochs, labels 0, 1, 2, 0, ... (those of ``data_csv``); every 8th is
+#: mislabelled (the model learns another class for it).
+make_small_run = partial(make_run, n=N, epochs=E, labels=np.arange(N) % 3, mislabel_every=8)
 
 
 @pytest.fixture
 def run_dir(tmp_path):
-    return make_run(tmp_path / "run")
+    return make_small_run(tmp_path / "run")
 
 
 @pytest.fixture
@@ -45,22 +37,6 @@ def data_csv(tmp_path):
     pd.DataFrame({"text": [f"example number {i}" for i in range(N)],
                   "label": [CLASSES[i % 3] for i in range(N)]}).to_csv(path, index=False)
     return path
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_error(capsys, argv, match, *, absent=()):
-    code, out, err = run_cli(capsys, *argv)
-    assert code == 2, (out, err)
-    assert err.startswith("datacarto: error: ") and err.count("\n") == 1, err
-    assert re.search(match, err), err
-    for path in absent:
-        assert not Path(path).exists(), path
-    return err
 
 
 # --------------------------------------------------------------------------- metrics
@@ -100,7 +76,7 @@ def test_metrics_window_and_include_ci(capsys, run_dir, tmp_path):
 
 
 def test_metrics_aggregates_several_runs(capsys, run_dir, tmp_path):
-    other = make_run(tmp_path / "run2", seed=1)
+    other = make_small_run(tmp_path / "run2", seed=1)
     code, out, _ = run_cli(capsys, "metrics", run_dir, other, "-o", tmp_path / "agg.csv")
     assert code == 0 and "mean of 2 runs" in out
     frame = pd.read_csv(tmp_path / "agg.csv")
@@ -111,7 +87,7 @@ def test_metrics_aggregates_several_runs(capsys, run_dir, tmp_path):
 
 
 def test_metrics_errors(capsys, run_dir, tmp_path):
-    other = make_run(tmp_path / "run2", seed=1)
+    other = make_small_run(tmp_path / "run2", seed=1)
     assert_error(capsys, ["metrics", run_dir, other], r"several runs .* give -o FILE",
                  absent=[run_dir / "metrics.parquet"])
     (tmp_path / "notrun").mkdir()
@@ -124,7 +100,7 @@ def test_metrics_errors(capsys, run_dir, tmp_path):
     assert_error(capsys, ["metrics", run_dir, tmp_path / "notrun", "-o", tmp_path / "a.csv"],
                  r"notrun: not a datacarto run", absent=[tmp_path / "a.csv"])
     assert_error(capsys, ["metrics", run_dir, "--epochs", "7:9"], r"selects none of the recorded")
-    shifted = make_run(tmp_path / "run3", ids=np.arange(N) + 1)
+    shifted = make_small_run(tmp_path / "run3", ids=np.arange(N) + 1)
     assert_error(capsys, ["metrics", run_dir, shifted, "-o", tmp_path / "a.csv"],
                  r"datacarto metrics .*run .*run3: aggregate_runs: run 2 has different ids",
                  absent=[tmp_path / "a.csv"])
@@ -202,7 +178,7 @@ def test_flag_all_with_text_from_data(capsys, run_dir, data_csv, tmp_path):
 
 def test_flag_joins_by_id_column(capsys, tmp_path):
     ids = np.array([f"doc-{i:03d}" for i in range(N)])
-    run = make_run(tmp_path / "run", ids=ids)
+    run = make_small_run(tmp_path / "run", ids=ids)
     data = pd.DataFrame({"uid": ids, "body": [f"text of {i}" for i in ids]}).sample(frac=1, random_state=0)
     data.to_parquet(tmp_path / "d.parquet")
     code, _, _ = run_cli(capsys, "flag", run, "--all", "--data", tmp_path / "d.parquet",
@@ -279,7 +255,7 @@ def test_select_with_data_keeps_file_order(capsys, run_dir, data_csv, tmp_path, 
 
 def test_select_with_id_column(capsys, tmp_path):
     ids = np.arange(N) * 10 + 5
-    run = make_run(tmp_path / "run", ids=ids)
+    run = make_small_run(tmp_path / "run", ids=ids)
     data = pd.DataFrame({"key": ids[::-1], "text": [f"t{i}" for i in ids[::-1]]})
     data.to_csv(tmp_path / "d.csv", index=False)
     out = tmp_path / "sub.csv"
@@ -329,21 +305,15 @@ BASE = [(0, 0, [[2.0, 0.0, -1.0], [2.5, 0.0, -1.0]]),
         (2, 2, [[0.5, 0.0, 1.0], [0.2, 0.0, 1.5]])]
 
 
-def write_allenai(folder: Path, edit=None) -> Path:
-    td = folder / "training_dynamics"
-    td.mkdir(parents=True)
-    for e in range(2):
-        lines = [json.dumps({"guid": g, f"logits_epoch_{e}": z[e], "gold": y}) for g, y, z in BASE]
-        text: str | bytes = "\n".join(lines) + "\n"
-        if edit is not None and edit[0] == e:
-            text = edit[1](text)
-        path = td / f"dynamics_epoch_{e}.jsonl"
-        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
-    return folder
+def write_base(folder: Path, edit=None) -> Path:
+    """BASE in allenai's layout; ``edit = (epoch, fn)`` rewrites that epoch's file text."""
+    guids, gold, logits = zip(*BASE)
+    return write_allenai(folder, guids, gold, logits, edit=None if edit is None else (
+        lambda e, lines: edit[1]("\n".join(lines) + "\n") if e == edit[0] else None))
 
 
 def test_import_export_allenai(capsys, tmp_path):
-    src = write_allenai(tmp_path / "model")
+    src = write_base(tmp_path / "model")
     code, out, _ = run_cli(capsys, "import", "allenai", src, "--out", tmp_path / "run",
                            "--classes", "a, b ,c")
     assert code == 0 and "imported 3 examples x 2 epochs, 3 classes" in out
@@ -388,7 +358,7 @@ IMPORT_ERRORS = [
 
 @pytest.mark.parametrize("edit, match", [c[1:] for c in IMPORT_ERRORS], ids=[c[0] for c in IMPORT_ERRORS])
 def test_import_allenai_bad_input(capsys, tmp_path, edit, match):
-    src = write_allenai(tmp_path / "model", edit)
+    src = write_base(tmp_path / "model", edit)
     before = sorted(os.listdir(tmp_path))
     assert_error(capsys, ["import", "allenai", src, "--out", tmp_path / "run"], match,
                  absent=[tmp_path / "run"])
@@ -398,7 +368,7 @@ def test_import_allenai_bad_input(capsys, tmp_path, edit, match):
 def test_import_export_errors(capsys, tmp_path):
     assert_error(capsys, ["import", "allenai", tmp_path / "nothing", "--out", tmp_path / "run"],
                  r"nothing: no such directory", absent=[tmp_path / "run"])
-    src = write_allenai(tmp_path / "model")
+    src = write_base(tmp_path / "model")
     assert_error(capsys, ["import", "allenai", src, "--out", src],
                  r"model: already exists and is not empty")
     (tmp_path / "notrun").mkdir()

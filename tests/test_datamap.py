@@ -233,7 +233,7 @@ def test_correctness_bins_colours_and_legend_are_fixed():
 
 
 def test_layout_labels_and_marginals(data):
-    fig = plot_data_map(*data[:3], title="My map")
+    fig = plot_data_map(*data[:3], title="My map", axes="paper")
     ax = main_axes(fig)
     assert ax.get_ylabel() == "confidence"
     assert ax.get_xlim()[0] < 0 < 0.5 < ax.get_xlim()[1]
@@ -279,3 +279,130 @@ def test_importing_does_not_import_matplotlib(tmp_path):
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------------------------ axes, labels
+def corner_cloud(n: int, seed: int = 3):
+    """Everything squeezed into the easy corner: variability < 0.04, confidence > 0.9."""
+    rng = np.random.default_rng(seed)
+    conf = 1.0 - rng.beta(1.2, 30.0, n) * 0.9
+    var = np.clip(rng.gamma(2.0, 0.006, n), 0, 0.04)
+    corr = np.where(conf > 0.95, 1.0, 0.8)
+    regions = np.where(var > np.quantile(var, 0.9), "ambiguous",
+                       np.where(conf < np.quantile(conf, 0.05), "hard", "easy"))
+    return conf, var, corr, regions
+
+
+def three_clouds(n: int, seed: int = 4):
+    """Three tight clouds, one per region, as with a well separated dataset."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 3, n)
+    centre = np.array([[0.05, 0.9], [0.3, 0.5], [0.08, 0.15]])[k]
+    var = np.clip(centre[:, 0] + rng.normal(0, 0.02, n), 0, 0.5)
+    conf = np.clip(centre[:, 1] + rng.normal(0, 0.05, n), 0, 1)
+    regions = np.array(["easy", "ambiguous", "hard"])[k]
+    return conf, var, (conf > 0.5).astype(float), regions
+
+
+def label_cover(fig, var, conf):
+    """Per region label: the fraction of all points inside its box (display coordinates)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = main_axes(fig)
+    pts = ax.transData.transform(np.column_stack([var, conf]))
+    out = {}
+    for t in ax.texts:
+        assert t.get_gid() == "datacarto-region"
+        box = t.get_bbox_patch().get_window_extent(renderer)
+        inside = ((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0)
+                  & (pts[:, 1] <= box.y1))
+        out[t.get_text().split("\n")[0]] = (inside.mean(), box)
+    return out
+
+
+@pytest.mark.parametrize("axes", ["fit", "paper"])
+@pytest.mark.parametrize("cloud", [lambda: synth(3000), lambda: corner_cloud(3000),
+                                   lambda: three_clouds(3000), lambda: corner_cloud(30_000)],
+                         ids=["training-dynamics", "corner", "three-clouds", "corner-dense"])
+def test_region_labels_cover_few_points(tmp_path, cloud, axes):
+    conf, var, corr, regions = cloud()
+    fig = plot_data_map(conf, var, corr, regions=regions, axes=axes, out=tmp_path / "map.png")
+    cover = label_cover(fig, var, conf)
+    assert len(cover) == len(set(regions))
+    frame = main_axes(fig).get_window_extent(fig.canvas.get_renderer())
+    boxes = [box for _, box in cover.values()]
+    for name, (fraction, box) in cover.items():
+        assert fraction <= 0.02, f"{name} label covers {fraction:.1%} of the points"
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    for i in range(len(boxes)):
+        for j in range(i):
+            assert not boxes[i].overlaps(boxes[j]), "two region labels overlap"
+
+
+def test_labels_at_the_medians_would_cover_the_corner_cloud():
+    """The case the placement exists for: at its median, the easy label hides many points."""
+    conf, var, corr, regions = corner_cloud(3000)
+    fig = plot_data_map(conf, var, corr, regions=regions)
+    ax = main_axes(fig)
+    cover = label_cover(fig, var, conf)
+    fraction, box = cover["easy-to-learn"]
+    sel = regions == "easy"
+    home = ax.transData.transform((np.median(var[sel]), np.median(conf[sel])))
+    pts = ax.transData.transform(np.column_stack([var, conf]))
+    at_median = ((np.abs(pts[:, 0] - home[0]) <= box.width / 2)
+                 & (np.abs(pts[:, 1] - home[1]) <= box.height / 2)).mean()
+    assert at_median > 0.05 > fraction
+
+
+def test_fit_axes_hug_a_corner_cloud_and_paper_axes_stay_fixed():
+    from datacarto.plot.datamap import FIT_MARGIN, PAPER_LIMITS, axis_limits
+
+    conf, var, corr, regions = corner_cloud(2000)
+    fit = main_axes(plot_data_map(conf, var, corr, regions=regions))  # fit is the default
+    x0, x1 = fit.get_xlim()
+    y0, y1 = fit.get_ylim()
+    assert ((x0, x1), (y0, y1)) == axis_limits(var, conf, "fit")
+    assert x0 < var.min() and var.max() < x1 and y0 < conf.min() and conf.max() < y1
+    # margins: FIT_MARGIN of the span on each side (or the paper's edge)
+    assert x1 - var.max() == pytest.approx(FIT_MARGIN * (var.max() - var.min()))
+    assert conf.max() < 1.0 and y1 == pytest.approx(min(1.025, conf.max() + FIT_MARGIN * (
+        conf.max() - conf.min())))
+    assert x1 - x0 < 0.1 and y1 - y0 < 0.3  # the cloud fills the map
+    paper = main_axes(plot_data_map(conf, var, corr, regions=regions, axes="paper"))
+    assert (paper.get_xlim(), paper.get_ylim()) == PAPER_LIMITS
+    # the histograms' bins span what the axes show
+    top = next(a for a in fit.get_figure().axes if a.get_ylabel() == "count" and a is not fit
+               and a.get_xlim() == fit.get_xlim())
+    from matplotlib.patches import StepPatch
+
+    edges = np.concatenate([p.get_data().edges for p in top.patches if isinstance(p, StepPatch)])
+    assert edges.min() >= x0 and edges.max() <= x1
+
+
+def test_fit_axes_of_identical_points_still_have_a_span():
+    from datacarto.plot.datamap import FIT_MIN_SPAN, axis_limits
+
+    (x0, x1), (y0, y1) = axis_limits(np.full(5, 0.1), np.full(5, 0.5))
+    assert x1 - x0 >= FIT_MIN_SPAN * 0.525 and y1 - y0 >= FIT_MIN_SPAN * 1.05
+    assert x0 < 0.1 < x1 and y0 < 0.5 < y1
+
+
+def test_unknown_axes_is_an_input_error(data):
+    with pytest.raises(InputError, match="axes must be one of 'fit', 'paper'; got 'tight'"):
+        plot_data_map(*data[:3], axes="tight")
+
+
+def test_cli_map_axes_option(tmp_path, monkeypatch):
+    from builders import make_run
+
+    from datacarto.cli import main
+    from datacarto.plot import datamap
+
+    run = make_run(tmp_path / "run", n=80)
+    seen = []
+    real = datamap.plot_data_map
+    monkeypatch.setattr(datamap, "plot_data_map", lambda *a, **kw: seen.append(kw["axes"]) or real(*a, **kw))
+    assert main(["map", str(run), "-o", str(tmp_path / "fit.png")]) == 0
+    assert main(["map", str(run), "-o", str(tmp_path / "paper.png"), "--axes", "paper"]) == 0
+    assert seen == ["fit", "paper"]
+    assert (tmp_path / "fit.png").read_bytes() != (tmp_path / "paper.png").read_bytes()

@@ -6,13 +6,14 @@ import gzip
 import importlib.metadata
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from datacarto import datasets
 from datacarto.errors import InputError, MissingDependencyError
+
+from builders import fake_fashion_mnist, write_idx
 
 
 def _has_rotten_tomatoes() -> bool:
@@ -70,22 +71,6 @@ def test_digits():
     assert sorted(ds.frame["label"].unique()) == [str(d) for d in range(10)]
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + array.astype(np.uint8).tobytes())
-
-
-def fake_fashion_mnist(root: Path, n: int = 40) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    labels = np.arange(n) % 10
-    images = (rng.random((n, 28, 28)) * 60 + labels[:, None, None] * 19).astype(np.uint8)
-    _write_idx(root / "train-images-idx3-ubyte.gz", images)
-    _write_idx(root / "train-labels-idx1-ubyte.gz", labels)
-    return root
-
-
 def test_fashion_mnist_from_idx_files(tmp_path):
     root = fake_fashion_mnist(tmp_path / "fm")
     ds = datasets.fashion_mnist(root, limit=25)
@@ -107,14 +92,14 @@ def test_fashion_mnist_bad_files(tmp_path):
     (root / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x0d\x01"))
     with pytest.raises(InputError, match="bad magic number"):
         datasets.fashion_mnist(root)
-    _write_idx(root / "train-labels-idx1-ubyte.gz", np.arange(5))
+    write_idx(root / "train-labels-idx1-ubyte.gz", np.arange(5))
     with pytest.raises(InputError, match="expected N 28x28 images and N labels"):
         datasets.fashion_mnist(root)
     with gzip.open(root / "train-labels-idx1-ubyte.gz", "wb") as fh:
         fh.write(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + b"\x00" * 3)
     with pytest.raises(InputError, match="holds 3 values but its header says"):
         datasets.fashion_mnist(root)
-    _write_idx(root / "train-labels-idx1-ubyte.gz", np.full(10, 12))
+    write_idx(root / "train-labels-idx1-ubyte.gz", np.full(10, 12))
     with pytest.raises(InputError, match="label 12 is outside 0..9"):
         datasets.fashion_mnist(root)
     (root / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip")

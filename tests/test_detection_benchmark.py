@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _benchmark_module import benchmark_module
+from builders import benchmark_module
 
 pytest.importorskip("sklearn")
 pytest.importorskip("cleanlab")

@@ -16,7 +16,8 @@ import pytest
 import datacarto as dc
 from datacarto import engine, store
 from datacarto.errors import InputError, SchemaError
-from datacarto.metrics import compute_metrics
+from datacarto.metrics import MetricsState, compute_metrics
+from datacarto.options import LabelErrorOptions, MetricsOptions, RegionOptions
 
 
 def make_run(path: Path, *, n: int = 500, e: int = 5, k: int = 4, seed: int = 0,
@@ -86,12 +87,14 @@ def test_equals_in_memory_metrics_exactly(run_dir: Path, chunk_rows: int, worker
 @pytest.mark.parametrize("options", [
     {"epochs": "2:4"}, {"epochs": "3:"}, {"include_ci": True}, {"regions": {"method": "quantile"}},
     {"regions": {"method": "threshold", "variability_threshold": 0.1}, "epochs": ":3"},
-    {"label_errors": {"method": "confident_learning"}},
+    pytest.param({"label_errors": {"method": "confident_learning"}},
+                 marks=pytest.mark.filterwarnings("ignore:method='confident_learning'")),
     {"label_errors": {"method": "confidence", "window": "2:4"}},
     {"label_errors": {"window": None, "threshold": 0.4}},
     {"label_errors": {"heldout_accuracy": [0.5, 0.6, 0.7, 0.65, 0.6]}},  # memorisation: 1..3
     {"label_errors": {"heldout_accuracy": [0.5, 0.6, 0.7, 0.65]}, "epochs": "2:"},
-    {"label_errors": {"window": "4:", "regions": {"method": "quantile"}}},
+    pytest.param({"label_errors": {"window": "4:", "regions": {"method": "quantile"}}},
+                 marks=pytest.mark.filterwarnings("ignore:the label-error option 'regions'")),
 ], ids=["window", "open-window", "include-ci", "quantile-regions", "threshold-window", "legacy-cl",
         "confidence-window", "no-window-threshold", "heldout", "heldout-in-window", "user-window"])
 def test_options_match_in_memory_metrics(run_dir: Path, options: dict) -> None:
@@ -102,8 +105,10 @@ def test_options_match_in_memory_metrics(run_dir: Path, options: dict) -> None:
 
 @pytest.mark.parametrize(("str_ids", "max_logit_classes"), [(True, 64), (False, 3), (True, 3)],
                          ids=["str-ids", "no-logits", "str-ids-no-logits"])
-@pytest.mark.parametrize("label_errors", [None, {"method": "confident_learning"},
-                                          {"window": "2:3", "method": "confidence"}],
+@pytest.mark.parametrize("label_errors", [
+    None, pytest.param({"method": "confident_learning"},
+                       marks=pytest.mark.filterwarnings("ignore:method='confident_learning'")),
+    {"window": "2:3", "method": "confidence"}],
                          ids=["default", "legacy", "window"])
 def test_string_ids_and_runs_without_logits(tmp_path: Path, str_ids: bool, max_logit_classes: int,
                                             label_errors: dict | None) -> None:
@@ -132,8 +137,11 @@ def test_memorisation_window_from_training_accuracy(tmp_path: Path, monkeypatch:
             rec.end_epoch()
     _split_into_ranks(path, 5)
     run = dc.load(path)
-    plan, _ = engine._plan(run, epochs=None, include_ci=False, chunk_rows=64)
-    assert engine._detection_plan(plan, None).keep.tolist() == [True] * 4 + [False] * 8
+    plan = store.RunReader(run.path, run.meta).plan(chunk_rows=64)
+    state = MetricsState(MetricsOptions(), n_examples=plan.n, epochs=plan.epoch_numbers,
+                         classes=plan.classes, logits=plan.logits,
+                         train_accuracy=plan.train_accuracy, meta=run.meta)
+    assert state.plan.detector.keep.tolist() == [True] * 4 + [False] * 8
     _forbid_in_memory(monkeypatch)
     assert_same(run.metrics(chunk_rows=64), reference(path))
 
@@ -306,19 +314,31 @@ def test_option_errors(run_dir: Path, options: dict, match: str) -> None:
         dc.load(run_dir).metrics(**options)
 
 
-def test_unstreamable_label_error_options_use_the_in_memory_path(run_dir: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    original = engine._in_memory
+@pytest.mark.parametrize(("options", "match"), [
+    ({"label_errors": {"methd": "confidence"}},
+     r"label_errors: unknown option 'methd'; allowed: method, window, heldout_accuracy, heldout, "
+     r"threshold, regions\."),
+    ({"regions": {"metod": "quantile"}}, r"regions: unknown option 'metod'; allowed: method, "),
+    ({"regions": {"hard_fraction": 2.0}}, r"regions: hard_fraction must be a number in \[0, 1\]"),
+    ({"include_ci": "yes"}, r"include_ci must be True or False"),
+], ids=["label-errors-typo", "regions-typo", "regions-value", "include-ci"])
+def test_option_typos_are_errors_not_fallbacks(run_dir: Path, options: dict, match: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _forbid_in_memory(monkeypatch)
+    with pytest.raises(InputError, match=match):
+        dc.load(run_dir).metrics(**options)
+    with pytest.raises(InputError, match=match):
+        compute_metrics(dc.load(run_dir).dynamics(), **options)
 
-    def spy(*args: object) -> pd.DataFrame:
-        calls.append(args)
-        return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine, "_in_memory", spy)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'novel'"):
-        dc.load(run_dir).metrics(label_errors={"novel": 1})
-    assert len(calls) == 1
+def test_dataclass_options_equal_dict_options(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _forbid_in_memory(monkeypatch)
+    got = dc.load(run_dir).metrics(
+        chunk_rows=64, regions=RegionOptions(method="quantile"),
+        label_errors=LabelErrorOptions(method="confidence", window="2:4"))
+    want = dc.load(run_dir).metrics(chunk_rows=64, regions={"method": "quantile"},
+                                    label_errors={"method": "confidence", "window": "2:4"})
+    assert_same(got, want)
 
 
 def test_no_warning_for_normal_runs(run_dir: Path) -> None:

@@ -18,6 +18,8 @@ from datacarto import evidence as ev
 from datacarto.cli import main
 from datacarto.errors import InputError
 
+from builders import run_cli
+
 
 # ------------------------------------------------------------------ (a) persistent prediction
 def test_persistent_prediction_anchor() -> None:
@@ -292,12 +294,6 @@ def test_write_read_attach(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- end to end
-def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pytest.importorskip("sklearn")

@@ -1,5 +1,5 @@
-"""Fuzz every command with bad inputs (issue #12): data files, run directories, run.json fields,
-output paths, ids and labels.
+"""Fuzz every command with bad inputs: data files, run directories, run.json fields, output
+paths, ids and labels.
 
 Each case runs the CLI in-process in a fresh copy of a small workspace (a data file, a run made
 by ``datacarto run`` with row-number ids and one with an id column) and must end with:
@@ -606,7 +606,7 @@ def run_all(base_dir: Path, work: Path, seed: int = SEED) -> Tally:
 def test_fuzz_every_command_with_bad_inputs(base: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     tally = run_all(base, tmp_path)
-    with capsys.disabled():  # the tally, for the issue's closing note
+    with capsys.disabled():  # the tally, shown even when the test passes
         print(f"\n{tally.line()}")
     assert not tally.failures, tally.line() + "\n" + "\n".join(tally.failures)
     assert tally.tried > 250 and tally.clean == tally.tried

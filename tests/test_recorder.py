@@ -273,3 +273,71 @@ def test_large_k_stores_no_logits(tmp_path) -> None:  # noqa: ANN001
     assert dyn.logits is None
     frame = dc.compute_metrics(dyn) if dyn.n_epochs > 1 else None
     assert frame is None  # one epoch: compute_metrics would warn; checked elsewhere
+
+
+# ------------------------------------------------------------------- settings and the probs rule
+def test_settings_are_validated_at_construction() -> None:
+    with pytest.raises(InputError, match=r"'inputs' parameter of Recorder must be one of 'logits', "
+                                         r"'probs'\. Got 'prob' instead"):
+        dc.Recorder(None, inputs="prob")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"'on_duplicate' parameter of Recorder must be one of "
+                                         r"'error', 'first'"):
+        dc.Recorder(None, on_duplicate="last")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"Recorder: planned_epochs must be a positive integer; got 0"):
+        dc.Recorder(None, planned_epochs=0)
+    with pytest.raises(InputError, match=r"Recorder: seed must be an integer; got 'x'"):
+        dc.Recorder(None, seed="x")  # type: ignore[arg-type]
+
+
+def test_config_object_or_keywords() -> None:
+    from datacarto.recording_config import RecordingConfig
+
+    cfg = RecordingConfig(classes=["a", "b"], capture="eval", seed=3, meta={"note": "x"})
+    rec = dc.Recorder(None, config=cfg)
+    assert (rec.capture, rec.seed, rec.num_classes, rec.classes) == ("eval", 3, 2, ["a", "b"])
+    assert rec.on_duplicate == "error" and rec.meta == {"note": "x"}
+    rec.update([0, 1], [[1.0, 0.0], [0.0, 1.0]], [0, 1])
+    rec.end_epoch()
+    assert rec.to_dynamics().meta["note"] == "x"
+    with pytest.raises(InputError, match=r"Recorder: pass the settings either as config= or as "
+                                         r"keywords, not both"):
+        dc.Recorder(None, config=cfg, seed=4)
+    with pytest.raises(AttributeError):
+        cfg.capture = "pass"  # type: ignore[misc]
+
+
+PROBS_BATCHES = {
+    "two-prob-rows": np.array([[0.3, 0.7], [0.6, 0.4]]),
+    "one-prob-row": np.array([[0.3, 0.7]]),
+    "one-hot": np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
+    "logits": np.array([[2.0, -1.0], [0.1, 0.3]]),
+    "float16-probs": np.array([[0.3, 0.7], [0.6, 0.4]], dtype=np.float16),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROBS_BATCHES))
+def test_recorder_warns_exactly_where_adapters_raise(name: str) -> None:
+    import warnings
+
+    from datacarto.integrations._adapter import AdapterRecorder
+    from datacarto.probability import looks_like_probs
+    from datacarto.recording_config import RecordingConfig
+
+    out = PROBS_BATCHES[name]
+    ids, labels = np.arange(len(out)), np.zeros(len(out), dtype=np.int64)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        dc.Recorder(None, num_classes=2).update(ids, out, labels)
+    warned = any("look like probabilities" in str(w.message) for w in seen)
+    adapter = AdapterRecorder("MyAdapter", None, RecordingConfig(num_classes=2))
+    try:
+        adapter.add(ids, out, labels)
+        raised = False
+    except InputError as err:
+        assert str(err).startswith("MyAdapter (epoch 1, batch 1): the outputs look like probabilities")
+        raised = True
+    assert warned == raised == looks_like_probs(out)
+    assert raised == (name in ("two-prob-rows", "float16-probs"))
+    # declared as probabilities, the same batches are accepted exactly where they look like them
+    if raised:
+        dc.Recorder(None, num_classes=2, inputs="probs").update(ids, out, labels)

@@ -17,25 +17,18 @@ from datacarto.errors import InputError, MissingDependencyError, SchemaError
 from datacarto.report import build_report, write_report
 from datacarto.report.html import script_json
 
+from builders import CLASSES, make_run, planted_labels
+
 pytest.importorskip("plotly")
 
-CLASSES = ["neg", "neu", "pos"]
 XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 2">',
        "</script><script>alert(1)</script>", "\u2028 & <!-- -->"]
 
 
-def make_run(root: Path, n: int = 60) -> tuple[Path, Path]:
-    rng = np.random.default_rng(1)
-    true = rng.integers(0, 3, n)
-    given = true.copy()
-    given[::7] = (true[::7] + 1) % 3
-    run = root / "run"
-    with datacarto.Recorder(run, classes=CLASSES) as rec:
-        for epoch in range(4):
-            logits = rng.normal(0, 0.3, (n, 3))
-            logits[np.arange(n), true] += 0.7 * (epoch + 1)
-            rec.update(np.arange(n), logits, given)
-            rec.end_epoch()
+def run_and_data(root: Path, n: int = 60) -> tuple[Path, Path]:
+    """A run whose every 7th example is mislabelled, and its CSV with the XSS texts first."""
+    run = make_run(root / "run", n=n, epochs=4, seed=1, margin=0.7)
+    _, given = planted_labels(n, seed=1)
     texts = [f"text {i}" for i in range(n)]
     texts[: len(XSS)] = XSS
     data = root / "data.csv"
@@ -45,7 +38,7 @@ def make_run(root: Path, n: int = 60) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, pd.DataFrame]:
-    run, data = make_run(tmp_path_factory.mktemp("report"))
+    run, data = run_and_data(tmp_path_factory.mktemp("report"))
     return run, data, datacarto.load(run).metrics()
 
 
@@ -189,3 +182,72 @@ def test_cli_report_errors(built, tmp_path: Path, capsys) -> None:
     pd.read_csv(data)[["label"]].to_csv(no_text, index=False)  # same labels, no text column
     assert main(["report", str(run), "--data", str(no_text), "-o", str(tmp_path / "x.html")]) == 0
     assert "has no text column" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ axes, pictures
+def pixel_data(root: Path, n: int = 60) -> tuple[Path, Path]:
+    """The run of run_and_data with 8 x 8 pixel rows instead of text (px_0 .. px_63)."""
+    run = make_run(root / "run", n=n, epochs=4, seed=1, margin=0.7)
+    _, given = planted_labels(n, seed=1)
+    pixels = np.random.default_rng(2).integers(0, 17, (n, 64))
+    frame = pd.DataFrame(pixels, columns=[f"px_{j}" for j in range(64)])
+    frame["label"] = [CLASSES[g] for g in given]
+    data = root / "pixels.csv"
+    frame.to_csv(data, index=False)
+    return run, data
+
+
+def test_report_axes_first_view(built) -> None:
+    from datacarto.plot.datamap import PAPER_LIMITS, axis_limits
+
+    _, _, metrics = built
+    fit = payload(build_report(metrics, classes=CLASSES))["axes"]
+    assert fit["initial"] == "fit"
+    assert fit["limits"] == [list(v) for v in axis_limits(metrics["variability"], metrics["confidence"])]
+    assert fit["paper"] == [list(v) for v in PAPER_LIMITS]
+    paper = payload(build_report(metrics, classes=CLASSES, axes="paper"))["axes"]
+    assert paper["limits"] == [list(v) for v in PAPER_LIMITS]
+    with pytest.raises(InputError, match="axes must be one of fit, paper; got 'wide'"):
+        build_report(metrics, classes=CLASSES, axes="wide")
+
+
+def test_report_pictures_go_to_the_highest_scores(built) -> None:
+    _, _, metrics = built
+    asked: list[list[int]] = []
+
+    def images(rows):
+        asked.append(list(rows))
+        return [f"data:image/png;base64,{r}" for r in rows]
+
+    data = payload(build_report(metrics, classes=CLASSES, images=images, max_images=5))
+    top = np.argsort(-metrics["label_error_score"].to_numpy(), kind="stable")[:5].tolist()
+    assert asked == [top]
+    pictures = data["points"]["image"]
+    assert [i for i, p in enumerate(pictures) if p] == sorted(top)
+    assert pictures[top[0]] == f"data:image/png;base64,{top[0]}"
+    assert data["images"] == {"shown": 5, "capped": True}
+    assert payload(build_report(metrics, classes=CLASSES))["points"]["image"] is None
+    with pytest.raises(InputError, match="images returned 1 pictures for 5 rows"):
+        build_report(metrics, classes=CLASSES, images=lambda rows: ["x"], max_images=5)
+
+
+def test_cli_report_shows_pixel_pictures_and_checks_the_shape(tmp_path: Path, capsys) -> None:
+    from datacarto.thumbnails import thumbnail_png, data_uri
+
+    run, data = pixel_data(tmp_path)
+    out = tmp_path / "r.html"
+    assert main(["report", str(run), "--data", str(data), "-o", str(out), "--axes", "paper"]) == 0
+    assert "has no text column" not in capsys.readouterr().err
+    got = payload(out.read_text(encoding="utf-8"))
+    assert got["axes"]["initial"] == "paper"
+    pixels = pd.read_csv(data).filter(like="px_").to_numpy()
+    ids = [int(i) for i in got["points"]["id"]]
+    assert got["points"]["image"] == [data_uri(thumbnail_png(pixels[i], (8, 8))) for i in ids]
+    assert main(["report", str(run), "--data", str(data), "-o", str(out),
+                 "--image-shape", "4,4"]) == 2
+    assert "--image-shape 4,4 needs 16 feature columns; the data has 64" in capsys.readouterr().err
+    assert main(["report", str(run), "--data", str(data), "-o", str(out), "--image-shape", "8"]) == 2
+    assert "--image-shape '8': expected HEIGHT,WIDTH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", str(run), "--data", str(data), "-o", str(out), "--axes", "tight"])
+    assert "invalid choice: 'tight'" in capsys.readouterr().err

@@ -27,25 +27,17 @@ from datacarto.review.export import changes_path, export_corrected
 from datacarto.review.server import is_loopback, make_server
 from datacarto.review.session import ReviewSession, UnknownId
 
-CLASSES = ["neg", "neu", "pos"]
+from builders import CLASSES, make_run, planted_labels
+
 XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 2">']
 
 
-def make_run(root: Path, n: int = 60, *, id_column: bool = False, fmt: str = "csv",
-             label_kind: str = "name") -> tuple[Path, Path]:
+def run_and_data(root: Path, n: int = 60, *, id_column: bool = False, fmt: str = "csv",
+                 label_kind: str = "name") -> tuple[Path, Path]:
     """A run whose every 7th example is mislabelled (given = true + 1), plus its data file."""
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 3, n)
-    given = true.copy()
-    given[::7] = (true[::7] + 1) % 3
     ids = [f"ex-{i:03d}" for i in range(n)] if id_column else list(range(n))
-    run = root / "run"
-    with datacarto.Recorder(run, classes=CLASSES) as rec:
-        for epoch in range(5):
-            logits = rng.normal(0, 0.3, (n, 3))
-            logits[np.arange(n), true] += 0.6 * (epoch + 1)
-            rec.update(ids, logits, given)
-            rec.end_epoch()
+    run = make_run(root / "run", n=n, ids=ids)
+    true, given = planted_labels(n)
     texts = [f"text {i} about {CLASSES[t]}" for i, t in enumerate(true)]
     texts[0], texts[7] = XSS
     labels = {"name": [CLASSES[g] for g in given], "index": given.tolist()}[label_kind]
@@ -71,7 +63,7 @@ def sha(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_run(tmp_path_factory.mktemp("review"))
+    return run_and_data(tmp_path_factory.mktemp("review"))
 
 
 @pytest.fixture()
@@ -189,7 +181,7 @@ def test_export_writes_corrected_copy_and_change_log_and_never_touches_original(
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet", "tsv"])
 def test_export_keeps_the_data_format_and_string_ids(tmp_path: Path, fmt: str) -> None:
-    run, data = make_run(tmp_path, id_column=True, fmt=fmt)
+    run, data = run_and_data(tmp_path, id_column=True, fmt=fmt)
     session = make_session(run, data, id_column="uid")
     key = session.keys[session.queue[0]]
     assert key.startswith("ex-")
@@ -201,7 +193,7 @@ def test_export_keeps_the_data_format_and_string_ids(tmp_path: Path, fmt: str) -
 
 
 def test_export_integer_labels_stay_integers(tmp_path: Path) -> None:
-    run, data = make_run(tmp_path, label_kind="index")  # 0/1/2 in the file, names in the run
+    run, data = run_and_data(tmp_path, label_kind="index")  # 0/1/2 in the file, names in the run
     session = make_session(run, data)
     key = session.keys[session.queue[0]]
     session.decide(key, "relabel", "pos")
@@ -548,3 +540,40 @@ def test_cli_review_reports_a_corrupt_log_line(fresh: tuple[Path, Path], capsys)
     (run / "review" / "decisions.jsonl").write_text('{"id": 1, "action": "ke')
     assert main(["review", str(run), "--data", str(data), "--export", str(run.parent / "o.csv")]) == 0
     assert "decisions.jsonl line 1: not valid JSON" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ pictures, map
+def test_session_examples_carry_pictures_of_pixel_rows(tmp_path: Path) -> None:
+    from datacarto.thumbnails import data_uri, images_of, thumbnail_png
+
+    n = 60
+    run = make_run(tmp_path / "run", n=n)
+    _, given = planted_labels(n)
+    pixels = np.random.default_rng(5).integers(0, 256, (n, 64))
+    frame = pd.DataFrame(pixels, columns=[f"px_{j}" for j in range(64)])
+    frame["label"] = [CLASSES[g] for g in given]
+    data = tmp_path / "pixels.csv"
+    frame.to_csv(data, index=False)
+    r = datacarto.load(run)
+    metrics = r.metrics()
+    loaded = load_source(DataSource(data), metrics["id"].to_numpy())
+    session = ReviewSession(run, metrics, r.classes, loaded, images=images_of(loaded))
+    assert session.state()["images"] == "pixels"
+    key = session.queue_items()[0]["id"]
+    ex = session.example(key)
+    assert ex["image"] == data_uri(thumbnail_png(pixels[int(key)], (8, 8)))
+    assert ex["text"] is None
+    assert all(nb["image"] == data_uri(thumbnail_png(pixels[int(nb["id"])], (8, 8)))
+               for nb in ex["neighbours"])
+    plain = ReviewSession(run, metrics, r.classes, loaded)
+    assert plain.state()["images"] is None and plain.example(key)["image"] is None
+    assert main(["review", str(run), "--data", str(data), "--image-shape", "9,9",
+                 "--export", str(tmp_path / "out.csv")]) == 2
+
+
+def test_session_map_limits_fit_the_data(fresh: tuple[Path, Path]) -> None:
+    from datacarto.plot.datamap import axis_limits
+
+    session = make_session(*fresh)
+    got = session.map_points()["limits"]
+    assert got == [list(v) for v in axis_limits(session.var, session.conf, "fit")]

@@ -158,3 +158,66 @@ def test_atomic_write_text_keeps_old_file_on_failure(tmp_path: Path, monkeypatch
         store.atomic_write(target, explode)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+# ------------------------------------------------------------------------------ RunReader
+def _same_dynamics(got: dc.TrainingDynamics, want: dc.TrainingDynamics) -> None:
+    for name in ("ids", "labels", "gold_prob", "pred", "runner_up", "margin", "loss", "logits",
+                 "epochs"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert got.classes == want.classes
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 4, 100])
+def test_chunks_read_in_lockstep_make_the_whole_run(run_dir: Path, chunk_rows: int) -> None:
+    run = dc.load(run_dir)
+    whole = run.dynamics(epochs="2:")
+    plan = store.RunReader(run.path, run.meta).plan(epochs="2:", chunk_rows=chunk_rows)
+    assert plan.epoch_numbers.tolist() == [2, 3] and plan.n == 10
+    assert plan.train_accuracy.tolist() == (whole.pred == whole.labels[:, None]).mean(axis=0).tolist()
+    with store.ChunkReader(plan) as reader:
+        chunks = [reader.dynamics(c) for c in range(plan.n_chunks)]
+    joined = dc.TrainingDynamics.from_epochs(
+        [{"id": np.concatenate([c.ids for c in chunks]),
+          "label": np.concatenate([c.labels for c in chunks]),
+          **{name: np.concatenate([getattr(c, name)[:, e] for c in chunks])
+             for name in ("gold_prob", "pred", "runner_up", "margin", "loss", "logits")}}
+         for e in range(2)], epoch_numbers=[2, 3], classes=whole.classes)
+    _same_dynamics(joined, whole)
+
+
+def test_recorder_in_memory_equals_the_run_it_writes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    logits, labels = rng.normal(size=(3, 25, 4)), rng.integers(0, 4, 25)
+    on_disk, in_memory = dc.Recorder(tmp_path / "run", num_classes=4), dc.Recorder(None, num_classes=4)
+    for rec in (on_disk, in_memory):
+        for epoch in range(3):
+            order = rng.permutation(25)
+            rec.update(order * 2, logits[epoch, order], labels[order])
+            rec.end_epoch()
+    _same_dynamics(in_memory.to_dynamics(), on_disk.to_dynamics())
+    _same_dynamics(on_disk.to_dynamics(), dc.load(tmp_path / "run").dynamics())
+
+
+def test_merge_by_id_keeps_the_first_copy_of_a_repeat() -> None:
+    parts = [{"id": np.array([1, 4, 6]), "v": np.array([10, 40, 60])},
+             {"id": np.array([2, 4, 5]), "v": np.array([20, 41, 50])}]
+    merged = store.merge_by_id(parts)
+    assert merged["id"].tolist() == [1, 2, 4, 5, 6] and merged["v"].tolist() == [10, 20, 40, 50, 60]
+
+
+@pytest.mark.parametrize(("ids", "labels", "n_rows", "match"), [
+    (np.array([1, 2, 9]), None, None,
+     r"^s.parquet: epoch 4 ids disagree with the first epoch \(1 missing, 1 extra; first: id=3\)\.$"),
+    (None, None, 2, r"^s.parquet: epoch 4 ids disagree with the first epoch \(2 rows from row 5 "),
+    (np.array([1, 2, 3]), np.array([0, 2, 1]), None,
+     r"^s.parquet row 6 \(id=2\): label 2 differs from the first epoch's 1\.$"),
+])
+def test_one_check_that_epochs_hold_the_same_examples(ids, labels, n_rows, match: str) -> None:  # noqa: ANN001
+    with pytest.raises(SchemaError, match=match):
+        store.check_same_examples("s.parquet", 4, np.array([1, 2, 3]), np.array([0, 1, 1]), ids,
+                                  labels, n_rows=n_rows, row0=5)
+    store.check_same_examples("s.parquet", 4, np.array([1, 2, 3]), np.array([0, 1, 1]),
+                              np.array([1, 2, 3]), np.array([0, 1, 1]), row0=5)

@@ -1,4 +1,5 @@
-"""Tests for datacarto.train: models, featurizers, the epoch loop and the pipeline stages."""
+"""Tests for datacarto.train and the run workflow: models, featurizers, the epoch loop, data
+preparation and the workflow's stages."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import pytest
 from datacarto import Recorder, load
 from datacarto.errors import InputError, MissingDependencyError, SchemaError
 from datacarto.progress import Progress
-from datacarto.train import featurize, loop, models, pipeline
-from datacarto.train.pipeline import RunOptions
+from datacarto import workflow
+from datacarto.commands import _summary
+from datacarto.commands.flag import flag_table
+from datacarto.outputs import CREATED_BY
+from datacarto.train import featurize, loop, models, preparation, trainer
+from datacarto.train.preparation import RunOptions
 
 
 # ------------------------------------------------------------------------------- models
@@ -192,23 +197,23 @@ def test_train_and_record_is_deterministic():
     np.testing.assert_array_equal(once(), once())
 
 
-# --------------------------------------------------------------------------- pipeline
+# ---------------------------------------------------------------------- preparation
 def test_encode_labels_numbers_sort_numerically():
-    idx, names = pipeline.encode_labels(pd.Series([10, 2, 2.0, 10]), name="y", source="f")
+    idx, names = preparation.encode_labels(pd.Series([10, 2, 2.0, 10]), name="y", source="f")
     assert names == ["2", "10"] and idx.tolist() == [1, 0, 0, 1]
-    idx, names = pipeline.encode_labels(pd.Series([True, False]), name="y", source="f")
+    idx, names = preparation.encode_labels(pd.Series([True, False]), name="y", source="f")
     assert names == ["False", "True"]
-    _, names = pipeline.encode_labels(pd.Series([0.5, 1.5]), name="y", source="f")
+    _, names = preparation.encode_labels(pd.Series([0.5, 1.5]), name="y", source="f")
     assert names == ["0.5", "1.5"]
 
 
 def test_encode_labels_errors():
     with pytest.raises(InputError, match=r"f\.csv row 1: empty label in column 'y'"):
-        pipeline.encode_labels(pd.Series(["a", "  ", "b"]), name="y", source="f.csv")
+        preparation.encode_labels(pd.Series(["a", "  ", "b"]), name="y", source="f.csv")
     with pytest.raises(InputError, match=r"f\.csv row 2: empty label"):
-        pipeline.encode_labels(pd.Series([1.0, 2.0, np.nan]), name="y", source="f.csv")
+        preparation.encode_labels(pd.Series([1.0, 2.0, np.nan]), name="y", source="f.csv")
     with pytest.raises(InputError, match=r"single class \('a'\)"):
-        pipeline.encode_labels(pd.Series(["a", "a"]), name="y", source="f.csv")
+        preparation.encode_labels(pd.Series(["a", "a"]), name="y", source="f.csv")
 
 
 def _frame(n: int = 30) -> pd.DataFrame:
@@ -235,40 +240,40 @@ def _frame(n: int = 30) -> pd.DataFrame:
 ])
 def test_prepare_errors(options, error, message):
     with pytest.raises(error, match=message):
-        pipeline.prepare(_frame(), RunOptions(label_column="y", **options), source="d.csv")
+        preparation.prepare(_frame(), RunOptions(label_column="y", **options), source="d.csv")
 
 
 def test_prepare_missing_label_column():
     with pytest.raises(SchemaError, match=r"d\.csv: no label column 'label'"):
-        pipeline.prepare(_frame(), RunOptions(label_column="label", text_column="text"),
-                         source="d.csv")
+        preparation.prepare(_frame(), RunOptions(label_column="label", text_column="text"),
+                            source="d.csv")
 
 
 def test_prepare_finetune_base_checks(tmp_path):
     with pytest.raises(InputError, match="not a Hugging Face model directory"):
-        pipeline.prepare(_frame(), RunOptions(label_column="y", text_column="text",
-                                              model="finetune", base=str(tmp_path)))
+        preparation.prepare(_frame(), RunOptions(label_column="y", text_column="text",
+                                                 model="finetune", base=str(tmp_path)))
 
 
 def test_prepare_resolves_patterns_and_defaults():
-    prep = pipeline.prepare(_frame(), RunOptions(label_column="y", feature_columns="x*"))
-    # auto is resolved by execute() from held-out curves: nothing chosen yet
+    prep = preparation.prepare(_frame(), RunOptions(label_column="y", feature_columns="x*"))
+    # auto is resolved in training, from held-out curves: nothing chosen yet
     assert prep.feature_columns == ["x1", "x2"] and prep.model == "auto" and prep.epochs is None
     assert prep.ids.tolist() == list(range(30))
-    prep = pipeline.prepare(_frame(), RunOptions(label_column="y", feature_columns=["x2"],
-                                                 model="mlp", hidden=7, epochs=2))
+    prep = preparation.prepare(_frame(), RunOptions(label_column="y", feature_columns=["x2"],
+                                                    model="mlp", hidden=7, epochs=2))
     assert prep.hyper["hidden"] == 7 and prep.epochs == 2
 
 
 def test_reset_output_refuses_foreign_directories(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="not empty and holds no earlier `datacarto run`"):
-        pipeline.reset_output(tmp_path)
+        workflow.reset_output(tmp_path)
     assert (tmp_path / "notes.txt").exists()
     target = tmp_path / "file"
     target.write_text("x")
     with pytest.raises(InputError, match="is not a directory"):
-        pipeline.reset_output(target)
+        workflow.reset_output(target)
 
 
 def test_reset_output_refuses_a_run_from_elsewhere(tmp_path):
@@ -276,7 +281,7 @@ def test_reset_output_refuses_a_run_from_elsewhere(tmp_path):
     rec.update([0, 1], np.array([[1.0, 0.0], [0.0, 1.0]]), [0, 1])
     rec.end_epoch()
     with pytest.raises(InputError, match="holds no earlier `datacarto run`"):
-        pipeline.reset_output(tmp_path / "r")
+        workflow.reset_output(tmp_path / "r")
     assert load(tmp_path / "r").epochs == [1]
 
 
@@ -285,9 +290,9 @@ def test_reset_output_clears_earlier_outputs_keeps_cache(tmp_path):
     (tmp_path / "cache" / "minilm-x.npy").write_bytes(b"0")
     (tmp_path / "seed-0").mkdir()
     (tmp_path / "metrics.csv").write_text("id\n")
-    (tmp_path / "summary.json").write_text(json.dumps({"created_by": pipeline.CREATED_BY}))
+    (tmp_path / "summary.json").write_text(json.dumps({"created_by": CREATED_BY}))
     (tmp_path / "other.txt").write_text("kept")
-    pipeline.reset_output(tmp_path)
+    workflow.reset_output(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "other.txt"]
 
 
@@ -299,28 +304,112 @@ def test_execute_writes_everything_and_curve_in_run_json(tmp_path):
     frame = pd.DataFrame({"t": [" ".join(rng.choice(words[y].split(), 3)) for y in labels],
                           "y": labels, "key": [f"k{i:03d}" for i in range(60)]})
     options = RunOptions(label_column="y", text_column="t", id_column="key", epochs=3)
-    prep = pipeline.prepare(frame, options, source="mem")
-    out = pipeline.reset_output(tmp_path / "run")
+    prep = preparation.prepare(frame, options, source="mem")
+    out = workflow.reset_output(tmp_path / "run")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = pipeline.execute(prep, options, out, progress=Progress(quiet=True))
+        result = workflow.execute(prep, options, out, progress=Progress(quiet=True))
     meta = json.loads((out / "run.json").read_text())
-    assert meta["extra"]["created_by"] == pipeline.CREATED_BY
+    assert meta["extra"]["created_by"] == CREATED_BY
     assert [p["epoch"] for p in meta["extra"]["curve"]] == [1, 2, 3]
     assert meta["classes"] == ["a", "b", "c"] and meta["id_type"] == "str"
     assert sorted(result.metrics["id"]) == sorted(frame["key"])
-    text = pipeline.summarize(result, top=3)
+    text = workflow.summarize(result, top=3)
     assert "Regions:" in text and "epoch  train" in text
     heldout = pd.read_parquet(out / "heldout.parquet")
     # 60 rows: a small data set gets 4 side models (folds)
     assert len(heldout) == 3 * 60 and set(heldout["fold"]) == {0, 1, 2, 3}
 
 
+def test_train_runs_records_the_runs_and_writes_no_outputs(tmp_path):
+    frame = _frame(60)
+    options = RunOptions(label_column="y", feature_columns="x*", model="linear", epochs=2, seeds=2)
+    prep = preparation.prepare(frame, options, source="mem")
+    trained = trainer.train_runs(prep, options, tmp_path, extra={"note": 1},
+                                 progress=Progress(quiet=True))
+    assert trained.run_dirs == [tmp_path / "seed-0", tmp_path / "seed-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0", "seed-1"]  # no metrics, map
+    assert [len(c) for c in trained.curves] == [2, 2]
+    assert set(trained.timings) == {"featurize_s", "search_s", "train_s", "heldout_s"}
+    meta = json.loads((tmp_path / "seed-1" / "run.json").read_text())
+    assert meta["extra"]["note"] == 1 and "created_by" not in meta["extra"]
+    assert meta["extra"]["model"]["name"] == "linear" and len(meta["extra"]["curve"]) == 2
+
+
+def _metrics_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [0, 1, 2, 3, 4], "label": [0, 1, 2, 0, 1],
+        "label_name": ["a", "b", "c", "a", "b"], "suggested_label_name": ["b", "a", "c", "c", "b"],
+        "label_error_score": [0.9, 0.2, 0.5, 0.9, 0.1], "confidence": [0.1, 0.6, 0.4, 0.2, 0.9],
+        "variability": [0.1, 0.3, 0.2, 0.1, 0.0], "correctness": [0.0, 0.5, 0.5, 0.0, 1.0],
+        "region": ["hard", "ambiguous", "hard", "hard", "easy"],
+        "is_label_error": [True, False, False, True, False],
+        "assessment": ["likely mislabeled", "ambiguous", "hard", "likely mislabeled", "easy"],
+        "n_conflicting_duplicates": [0, 0, 0, 0, 1], "reason": ["r0", "", "", "r3", "dup"],
+    })
+
+
+def test_suspects_are_the_flag_tables_flagged_rows_with_the_users_data():
+    metrics = _metrics_frame()
+    assert flag_table(metrics)["id"].tolist() == [0, 3, 2, 1, 4]  # ambiguous and hard too
+    assert flag_table(metrics, flagged_only=True)["id"].tolist() == [0, 3, 4]
+    prep = preparation.prepare(_frame(6).iloc[:5], RunOptions(label_column="y", text_column="text"))
+    suspects = workflow.build_suspects(metrics, prep, prep.options)
+    assert suspects["id"].tolist() == [0, 3, 4]  # score desc, ties by id; the duplicate too
+    assert list(suspects.columns) == ["id", "given_label", "suggested_label", "label_error_score",
+                                      "confidence", "variability", "region", "reason",
+                                      "n_conflicting_duplicates", "text"]
+    assert suspects["text"].tolist() == ["text 0", "text 3", "text 4"]
+    assert suspects["given_label"].tolist() == ["a", "a", "b"]
+
+
+def test_summary_lines_show_each_suspects_row():
+    prep = preparation.prepare(_frame(6), RunOptions(label_column="y", feature_columns="x1"))
+    table = pd.DataFrame({"id": [4, 1], "label_error_score": [0.91, 0.5],
+                          "given_label": ["b", "b"], "suggested_label": ["a", "c"]})
+    assert _summary.suspect_lines(prep, table, injected={4}) == [
+        "  0.91 b -> a [flip]  id=4: x1=4.0", "  0.50 b -> c [    ]  id=1: x1=1.0"]
+
+
+@pytest.mark.parametrize("old, home", [("RunOptions", "datacarto.workflow"),
+                                       ("run_file", "datacarto.workflow"),
+                                       ("encode_labels", "datacarto.train.preparation"),
+                                       ("SMALL_DATA_EPOCHS", "datacarto.train.trainer"),
+                                       ("CREATED_BY", "datacarto.outputs")])
+def test_the_old_pipeline_names_still_work_with_a_deprecation_warning(old, home):
+    import importlib
+
+    from datacarto.train import pipeline
+
+    with pytest.warns(DeprecationWarning, match=rf"pipeline\.{old} is deprecated; use {home}"):
+        value = getattr(pipeline, old)
+    assert value is getattr(importlib.import_module(home), old)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pipeline.nope  # noqa: B018
+
+
+def test_datacarto_train_keeps_the_workflow_names_and_imports_no_workflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, warnings; warnings.simplefilter('error'); import datacarto.train as t; "
+            "assert t.RunOptions and t.prepare and t.MODELS; "
+            "assert 'datacarto.workflow' not in sys.modules, 'eager'; "
+            "assert 'datacarto.commands._workflow' not in sys.modules, 'eager'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import datacarto.train as train
+
+    with pytest.warns(DeprecationWarning, match=r"datacarto\.train\.run_file is deprecated"):
+        assert train.run_file is workflow.run_file
+    with pytest.raises(AttributeError):
+        train.nope  # noqa: B018
+
+
 def test_round_robin_and_trim():
     f = pd.DataFrame({"g": ["x", "x", "y", "y", "z"], "v": range(5)})
-    assert pipeline.round_robin(f, "g", 4)["v"].tolist() == [0, 2, 4, 1]
-    assert pipeline.round_robin(f.head(0), "g", 3).empty
-    assert pipeline.trim("abc", 10) == "abc"
+    assert _summary.round_robin(f, "g", 4)["v"].tolist() == [0, 2, 4, 1]
+    assert _summary.round_robin(f.head(0), "g", 3).empty
+    assert _summary.trim("abc", 10) == "abc"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -336,17 +425,18 @@ def test_finetune_tiny(tmp_path):
     frame = pd.DataFrame({"t": ["great fun", "dull and bad"] * 8, "y": ["pos", "neg"] * 8})
     options = RunOptions(label_column="y", text_column="t", model="finetune", base=str(base),
                          epochs=1, max_length=32, heldout="crossfit", batch_size=8)
-    prep = pipeline.prepare(frame, options)
-    out = pipeline.reset_output(tmp_path / "ft")
-    result = pipeline.execute(prep, options, out, progress=Progress(quiet=True))
+    prep = preparation.prepare(frame, options)
+    out = workflow.reset_output(tmp_path / "ft")
+    result = workflow.execute(prep, options, out, progress=Progress(quiet=True))
     assert len(result.metrics) == 16
     assert load(out).epochs == [1]
 
 
 def test_feature_patterns_skip_the_label_and_id_columns():
     frame = _frame().drop(columns=["text"]).assign(key=[f"k{i}" for i in range(len(_frame()))])
-    prepared = pipeline.prepare(frame, RunOptions(label_column="y", id_column="key",
-                                                  feature_columns="*"), source="d.csv")
+    prepared = preparation.prepare(frame, RunOptions(label_column="y", id_column="key",
+                                                     feature_columns="*"), source="d.csv")
     assert prepared.feature_columns == ["x1", "x2"]
     with pytest.raises(SchemaError, match=r"no column 'y\*' \(feature columns\)"):
-        pipeline.prepare(frame, RunOptions(label_column="y", feature_columns="y*"), source="d.csv")
+        preparation.prepare(frame, RunOptions(label_column="y", feature_columns="y*"),
+                            source="d.csv")

@@ -8,6 +8,7 @@ order, the same order in every epoch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,32 @@ class TrainingDynamics:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    @classmethod
+    def from_epochs(cls, epochs: Sequence[Mapping[str, np.ndarray]], *, epoch_numbers: Any,
+                    classes: Sequence[str], meta: Mapping[str, Any] | None = None
+                    ) -> TrainingDynamics:
+        """Stack per-epoch columns (as a shard stores them) into (N, E[, K]) arrays.
+
+        ``epochs[e]`` maps ``gold_prob``, ``pred``, ``runner_up``, ``margin``, ``loss`` (and
+        optionally ``logits`` (N, K)) to the rows of epoch ``epoch_numbers[e]``; every epoch
+        holds the same examples in the same (ascending id) order, and the first epoch also
+        carries ``id`` and ``label``. Full logits are kept only when every epoch has them.
+        """
+        first = epochs[0]
+        with_logits = all(e.get("logits") is not None for e in epochs)
+
+        def stack(name: str, dtype: Any) -> np.ndarray:
+            return np.stack([e[name] for e in epochs], axis=1).astype(dtype, copy=False)
+
+        return cls(
+            ids=np.asarray(first["id"]), labels=np.asarray(first["label"]).astype(np.int64),
+            gold_prob=stack("gold_prob", np.float32), pred=stack("pred", np.int32),
+            runner_up=stack("runner_up", np.int32), margin=stack("margin", np.float32),
+            loss=stack("loss", np.float32),
+            logits=np.stack([e["logits"] for e in epochs], axis=1) if with_logits else None,
+            epochs=np.asarray(epoch_numbers, dtype=np.int64), classes=tuple(classes),
+            meta=dict(meta or {}))
+
     def window(self, epochs: str | tuple[int | None, int | None] | None) -> TrainingDynamics:
         """Keep only the epochs in an inclusive 1-based window such as ``"2:6"``, ``"3:"`` or ``":5"``.
 
@@ -76,15 +103,7 @@ class TrainingDynamics:
         """
         if epochs is None:
             return self
-        lo, hi = parse_epoch_window(epochs)
-        keep = np.ones(self.n_epochs, dtype=bool)
-        if lo is not None:
-            keep &= self.epochs >= lo
-        if hi is not None:
-            keep &= self.epochs <= hi
-        if not keep.any():
-            raise InputError(f"epochs window {epochs!r} selects none of the recorded epochs "
-                             f"{self.epochs.tolist()}.")
+        keep = select_epochs(self.epochs, epochs)
         if keep.all():
             return self
         return replace(
@@ -92,6 +111,27 @@ class TrainingDynamics:
             runner_up=self.runner_up[:, keep], margin=self.margin[:, keep],
             loss=self.loss[:, keep], logits=None if self.logits is None else self.logits[:, keep],
             epochs=self.epochs[keep])
+
+
+def select_epochs(recorded: Any, window: str | tuple[int | None, int | None] | None) -> np.ndarray:
+    """(E,) bool: which of the ``recorded`` epoch numbers an epoch window keeps (all for None).
+
+    The one reading of a window for a run's reader, :meth:`TrainingDynamics.window` and the
+    metrics engine; raises InputError when it keeps none.
+    """
+    ep = np.asarray(recorded, dtype=np.int64)
+    keep = np.ones(len(ep), dtype=bool)
+    if window is None:
+        return keep
+    lo, hi = parse_epoch_window(window)
+    if lo is not None:
+        keep &= ep >= lo
+    if hi is not None:
+        keep &= ep <= hi
+    if not keep.any():
+        raise InputError(f"epochs window {window!r} selects none of the recorded epochs "
+                         f"{ep.tolist()}.")
+    return keep
 
 
 def parse_epoch_window(spec: str | tuple[int | None, int | None]) -> tuple[int | None, int | None]:

@@ -50,6 +50,7 @@ import pandas as pd
 
 from . import store
 from .errors import InputError
+from .probability import label_log_prob
 
 __all__ = ["COLUMNS", "EVIDENCE_FILE", "NEAR_DUPLICATE", "NEIGHBOURS", "Duplicates", "Neighbours",
            "attach_evidence", "compute_evidence", "conflicting_duplicates", "describe_evidence",
@@ -178,14 +179,8 @@ def heldout_gold_probability(heldout_logits: Any, labels: Any, keep: Any = None)
         raise InputError(f"heldout_gold_probability: keep must be (E,) = ({n_ep},) booleans with "
                          "at least one True.")
     total = np.zeros(n, dtype=np.float64)
-    step = max(1, _BLOCK_FLOATS // max(1, k))
-    rows = np.arange(n)
     for e in np.flatnonzero(mask):
-        for lo in range(0, n, step):
-            zz = z[e, lo:lo + step].astype(np.float64)
-            zmax = zz.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(zz - zmax).sum(axis=1)) + zmax[:, 0]
-            total[lo:lo + step] += np.exp(zz[rows[: len(zz)], y[lo:lo + step]] - log_norm)
+        total += np.exp(label_log_prob(z[e], y, max_floats=_BLOCK_FLOATS))
     return total / mask.sum()
 
 

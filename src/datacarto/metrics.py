@@ -7,7 +7,10 @@ twin that assumes valid input; pipelines call the twins. Everything is computed 
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,8 +19,12 @@ import pandas as pd
 from ._validation import check_float_array, check_labels, to_numpy
 from .dynamics import TrainingDynamics
 from .errors import InputError
+from .options import LabelErrorOptions, MetricsOptions, RegionOptions
+from .probability import log_softmax
+from .regions import REGIONS, region_codes
 
-__all__ = ["aggregate_runs", "aum", "compute_metrics", "confidence", "correctness", "entropy",
+__all__ = ["ASSESSMENT_NAMES", "MetricsState", "aggregate_runs", "assessment_codes", "aum",
+           "chunk_stats", "compute_metrics", "confidence", "correctness", "entropy",
            "first_learned_epoch", "forgetting_events", "never_learned", "threshold_closeness",
            "variability"]
 
@@ -198,26 +205,21 @@ def entropy(logits: Any, /) -> np.ndarray:
 def _entropy(z: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     out = np.empty(z.shape[0])
     for start in range(0, z.shape[0], chunk):  # bounds the float64 temporaries
-        block = z[start:start + chunk].astype(np.float64)
-        block = block - block.max(axis=2, keepdims=True)
-        log_q = block - np.log(np.exp(block).sum(axis=2, keepdims=True))
+        log_q = log_softmax(z[start:start + chunk], axis=2)
         out[start:start + chunk] = -(np.exp(log_q) * log_q).sum(axis=2).mean(axis=1)
     return out
 
 
-def _row_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
-                 entropy: bool = True) -> dict[str, np.ndarray]:
-    """The per-example columns of :func:`compute_metrics` for any row range of a run.
+def _row_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False) -> dict[str, np.ndarray]:
+    """The per-example columns of :func:`compute_metrics` that need only the row's own epochs.
 
-    ``dynamics`` holds some examples over every epoch. Every column is a row-wise reduction,
-    so computing a run chunk by chunk (the streaming engine) gives bit-identical results.
-    Returns (n,) arrays: confidence, variability, correctness, forgetting_events,
-    never_learned, first_learned_epoch (float, NaN = never), aum, mean_loss, and entropy
-    (when ``entropy`` and logits are stored).
+    Every column is a row-wise reduction, so a run computed chunk by chunk gives
+    bit-identical results. Returns (n,) arrays: confidence, variability, correctness,
+    forgetting_events, never_learned, first_learned_epoch (float, NaN = never), aum, mean_loss.
     """
     p = dynamics.gold_prob.astype(np.float64)
     correct = dynamics.pred == dynamics.labels[:, None]
-    out = {
+    return {
         "confidence": _confidence(p),
         "variability": _variability(p, include_ci=include_ci),
         "correctness": _correctness(correct),
@@ -227,9 +229,127 @@ def _row_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
         "aum": _aum(dynamics.margin.astype(np.float64)),
         "mean_loss": dynamics.loss.astype(np.float64).mean(axis=1),
     }
-    if entropy and dynamics.logits is not None:
-        out["entropy"] = _entropy(dynamics.logits)
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What one chunk's statistics need (small and picklable: it travels to dask workers)."""
+
+    include_ci: bool
+    detector: Any  # datacarto.label_errors.DetectionPlan
+
+
+def chunk_stats(plan: ChunkPlan, dynamics: TrainingDynamics) -> dict[str, np.ndarray]:
+    """Per-example statistics of any row range of a run (all its epochs): a pure function.
+
+    ``id``, ``label``, the columns of :func:`_row_metrics` and the label-error detector's
+    per-example inputs (:func:`datacarto.label_errors.chunk_probs`), whose one softmax pass
+    over the logits also gives the ``entropy``. Row-wise, so chunks concatenated in row order
+    equal the whole run.
+    """
+    from . import label_errors as le
+
+    out = {"id": dynamics.ids, "label": dynamics.labels}
+    out.update(_row_metrics(dynamics, include_ci=plan.include_ci))
+    out.update(le.chunk_probs(plan.detector, dynamics, entropy=True))
     return out
+
+
+class MetricsState:
+    """The metrics of one run, updated chunk by chunk and computed once.
+
+    Created with what is known before any example is read (the options, N, the epoch numbers,
+    the classes, whether logits are stored, the per-epoch training accuracy
+    ``mean_i 1[pred_ie = y_i]`` and the run's metadata); the detector's epoch window is chosen
+    then (:func:`datacarto.label_errors.prepare`). :meth:`update` (or :func:`chunk_stats`
+    anywhere, then :meth:`add`) takes the rows ``start:start + n`` of every epoch; chunks may
+    arrive in any order and from several threads. :meth:`compute` then runs what needs every
+    example at once: the label-error noise model and flags
+    (:func:`datacarto.label_errors.finish`), the regions and the assessment.
+
+    In memory, a whole :class:`~datacarto.dynamics.TrainingDynamics` is one chunk
+    (:meth:`for_dynamics`); :mod:`datacarto.engine` feeds chunks read from the shards.
+    """
+
+    def __init__(self, options: MetricsOptions, *, n_examples: int, epochs: Any,
+                 classes: Sequence[str], logits: bool, train_accuracy: Any,
+                 meta: Any = None) -> None:
+        from . import label_errors as le
+
+        self.options = options
+        self.n = int(n_examples)
+        self.epochs = np.asarray(epochs, dtype=np.int64)
+        self.classes = tuple(classes)
+        if len(self.epochs) == 1:
+            warnings.warn("only 1 epoch recorded: variability is 0 for every example",
+                          UserWarning, stacklevel=3)
+        detector = le.prepare(self.n, self.epochs, train_accuracy, meta,
+                              n_classes=len(self.classes), logits=logits,
+                              **options.label_errors.detector_kwargs())
+        self.plan = ChunkPlan(include_ci=options.include_ci, detector=detector)
+        self._arrays: dict[str, np.ndarray] = {}
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_dynamics(cls, options: MetricsOptions, dynamics: TrainingDynamics) -> MetricsState:
+        """A state for the examples of ``dynamics`` (to be given to :meth:`update` whole)."""
+        accuracy = (dynamics.pred == dynamics.labels[:, None]).mean(axis=0)
+        return cls(options, n_examples=dynamics.n_examples, epochs=dynamics.epochs,
+                   classes=dynamics.classes, logits=dynamics.logits is not None,
+                   train_accuracy=accuracy, meta=dynamics.meta)
+
+    def update(self, dynamics: TrainingDynamics, start: int = 0) -> None:
+        """Add rows ``start:start + n`` of the run (every epoch of the state)."""
+        self.add(chunk_stats(self.plan, dynamics), start)
+
+    def add(self, stats: dict[str, np.ndarray], start: int = 0) -> None:
+        """Add :func:`chunk_stats` of rows ``start:start + n`` (thread-safe: disjoint rows)."""
+        n = len(stats["id"])
+        if n == self.n and not self._arrays:  # one chunk holds every row: nothing to place
+            self._arrays.update(stats)
+            self._rows = n
+            return
+        for name, value in stats.items():
+            arr = self._arrays.get(name)
+            if arr is None:
+                with self._lock:
+                    arr = self._arrays.get(name)
+                    if arr is None:
+                        arr = np.empty((self.n,) + value.shape[1:], dtype=value.dtype)
+                        self._arrays[name] = arr
+            arr[start:start + n] = value
+        with self._lock:
+            self._rows += n
+
+    def compute(self) -> pd.DataFrame:
+        """The metrics frame (see :func:`compute_metrics`), once every row was added."""
+        from . import label_errors as le
+
+        if self._rows != self.n:
+            raise InputError(f"MetricsState.compute: {self._rows} of {self.n} examples were "
+                             "added; add every chunk first.")
+        r = self._arrays
+        conf, var = r["confidence"], r["variability"]
+        stats = {k: r.pop(k) for k in ("probs", "suggested_label", "vote_majority") if k in r}
+        flags = le.finish(self.plan.detector, stats, r["label"], conf, var, ids=r["id"])
+        del stats
+        region = region_codes(conf, var, **self.options.regions.as_kwargs())
+        return _assemble_frame(r, region, flags, self.classes, self.epochs)
+
+
+#: Values of the ``assessment`` column, by code: flagged, else the region (:data:`REGIONS`).
+ASSESSMENT_NAMES = ("likely mislabeled", *REGIONS)
+
+
+def assessment_codes(is_label_error: Any, region_codes: np.ndarray) -> np.ndarray:
+    """The ``assessment`` column as indices into :data:`ASSESSMENT_NAMES`.
+
+    The one definition (docs/contract.md §2): ``'likely mislabeled'`` (0) where the
+    label-error flag is set, else the example's region (``1 + region code``).
+    """
+    return np.where(np.asarray(is_label_error, dtype=bool), 0,
+                    np.asarray(region_codes) + 1).astype(np.int8)
 
 
 def _names(names: np.ndarray, codes: np.ndarray) -> Any:
@@ -244,18 +364,18 @@ def _names(names: np.ndarray, codes: np.ndarray) -> Any:
     return names[codes]
 
 
-def _assemble_frame(ids: np.ndarray, labels: np.ndarray, classes: Any,
-                    columns: dict[str, np.ndarray], regions: np.ndarray,
-                    flags: dict[str, Any], epochs: Any, info: dict[str, Any]) -> pd.DataFrame:
-    """The DataFrame of :func:`compute_metrics` from its parts (both metrics paths use it).
+def _assemble_frame(columns: dict[str, np.ndarray], regions: np.ndarray, flags: dict[str, Any],
+                    classes: Sequence[str], epochs: np.ndarray) -> pd.DataFrame:
+    """The DataFrame of :func:`compute_metrics` from the per-row statistics of every chunk.
 
-    ``columns``: :func:`_row_metrics` for all N rows; ``regions``: (N,) region names;
-    ``flags``: the label-error detector's result; ``info`` goes to ``attrs["label_errors"]``.
+    ``regions``: (N,) region codes (:func:`datacarto.regions.region_codes`); ``flags``: the label-error detector's result, whose
+    ``info`` goes to ``attrs["label_errors"]``.
     """
     names = np.asarray(classes, dtype=object)
     conf = columns["confidence"]
+    labels = columns["label"]
     frame = pd.DataFrame(copy=False, data={
-        "id": ids,
+        "id": columns["id"],
         "label": labels,
         "label_name": _names(names, labels),
         "confidence": conf,
@@ -269,25 +389,24 @@ def _assemble_frame(ids: np.ndarray, labels: np.ndarray, classes: Any,
         "entropy": columns.get("entropy", np.nan),
         "mean_loss": columns["mean_loss"],
     })
-    frame["region"] = regions
+    frame["region"] = _names(np.array(REGIONS, dtype=object), regions)
     frame["label_error_score"] = flags["label_error_score"]
     frame["suggested_label"] = flags["suggested_label"]
     frame["suggested_label_name"] = _names(names, flags["suggested_label"])
     frame["is_label_error"] = flags["is_label_error"]
     # from this frame's own region column, so that it follows the `regions` options
-    # (the detector's assessment uses its own default regions)
-    frame["assessment"] = np.where(np.asarray(flags["is_label_error"], dtype=bool),
-                                   "likely mislabeled", np.asarray(regions, dtype=object)
-                                   ).astype(object)
+    frame["assessment"] = _names(np.array(ASSESSMENT_NAMES, dtype=object),
+                                 assessment_codes(flags["is_label_error"], regions))
     frame.attrs["epochs"] = [int(e) for e in epochs]
     frame.attrs["classes"] = list(classes)
-    frame.attrs["label_errors"] = info
+    frame.attrs["label_errors"] = flags["info"]
     return frame
 
 
 def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
-                    regions: dict[str, Any] | None = None,
-                    label_errors: dict[str, Any] | None = None) -> pd.DataFrame:
+                    regions: RegionOptions | dict[str, Any] | None = None,
+                    label_errors: LabelErrorOptions | dict[str, Any] | None = None
+                    ) -> pd.DataFrame:
     """Every per-example column of docs/contract.md §2 as a DataFrame, one row per id (ascending).
 
     Columns: id, label, label_name, confidence, variability, correctness, forgetting_events,
@@ -297,24 +416,21 @@ def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
     'easy'). ``attrs``: epochs, classes, label_errors (the detector's ``info``: epoch window,
     memorisation message, flag calibration, components unavailable from the run).
 
-    ``regions`` and ``label_errors`` pass options to :func:`datacarto.regions.assign_regions`
-    and :func:`datacarto.label_errors.detect_label_errors`.
+    ``regions`` and ``label_errors`` (:class:`~datacarto.options.RegionOptions`,
+    :class:`~datacarto.options.LabelErrorOptions`, or dicts of their fields) pass options to
+    :func:`datacarto.regions.assign_regions` and
+    :func:`datacarto.label_errors.detect_label_errors`. The whole run is one chunk of
+    :class:`MetricsState`, as in the streaming engine.
     """
-    from .label_errors import detect_label_errors
-    from .regions import assign_regions
-
-    if dynamics.n_epochs == 1:
-        warnings.warn("only 1 epoch recorded: variability is 0 for every example", UserWarning,
-                      stacklevel=2)
-    columns = _row_metrics(dynamics, include_ci=include_ci)
-    conf, var = columns["confidence"], columns["variability"]
-    region = assign_regions(conf, var, **(regions or {}))
-    flags = detect_label_errors(dynamics, confidence=conf, variability=var, **(label_errors or {}))
-    return _assemble_frame(dynamics.ids, dynamics.labels, dynamics.classes, columns, region,
-                           flags, dynamics.epochs, flags["info"])
+    options = MetricsOptions.from_args(include_ci=include_ci, regions=regions,
+                                       label_errors=label_errors)
+    state = MetricsState.for_dynamics(options, dynamics)
+    state.update(dynamics)
+    return state.compute()
 
 
-def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None = None) -> pd.DataFrame:
+def aggregate_runs(frames: list[pd.DataFrame], *,
+                   regions: RegionOptions | dict[str, Any] | None = None) -> pd.DataFrame:
     """Mean and population std of every numeric metric across runs of the same data, per id.
 
     Each numeric column keeps its name for the mean and gains ``<name>_std``; ``n_runs`` counts
@@ -326,7 +442,6 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
     label-error scores (``mean``: mean pairwise Spearman correlation; ``matrix``: nested lists).
     """
     from .label_errors import seed_stability, stable_flags
-    from .regions import assign_regions
 
     if not frames:
         raise InputError("aggregate_runs needs at least one metrics frame.")
@@ -344,8 +459,9 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
         out[col] = stack.mean(axis=0)
         out[f"{col}_std"] = stack.std(axis=0)
     out["n_runs"] = len(frames)
-    out["region"] = assign_regions(out["confidence"].to_numpy(), out["variability"].to_numpy(),
-                                   **(regions or {}))
+    region = region_codes(out["confidence"].to_numpy(), out["variability"].to_numpy(),
+                          **RegionOptions.from_value(regions).as_kwargs())
+    out["region"] = _names(np.array(REGIONS, dtype=object), region)
     out["is_label_error"] = stable_flags([f["is_label_error"].to_numpy(dtype=bool) for f in frames],
                                          min_fraction=0.5)
     suggestions = np.stack([f["suggested_label"].to_numpy() for f in frames])
@@ -356,8 +472,8 @@ def aggregate_runs(frames: list[pd.DataFrame], *, regions: dict[str, Any] | None
     names = np.asarray(base.attrs.get("classes") or sorted(set(base["label_name"])), dtype=object)
     if len(names) > out["suggested_label"].max():
         out["suggested_label_name"] = names[out["suggested_label"].to_numpy()]
-    out["assessment"] = np.where(out["is_label_error"].to_numpy(), "likely mislabeled",
-                                 out["region"].to_numpy(dtype=object)).astype(object)
+    out["assessment"] = _names(np.array(ASSESSMENT_NAMES, dtype=object),
+                               assessment_codes(out["is_label_error"].to_numpy(), region))
     out.attrs.update(base.attrs)
     if len(frames) > 1:
         # each run chose its own window and calibration; say how the flags were combined

@@ -32,26 +32,20 @@ from typing import Any, Literal
 import numpy as np
 
 from . import store
-from ._validation import fmt_id, check_float_array, check_ids, check_labels, check_option, to_numpy
+from ._validation import fmt_id, check_float_array, check_ids, check_labels, to_numpy
 from .dynamics import TrainingDynamics, derive_from_logits
 from .errors import InputError, StateError
+from .probability import log_probs, looks_like_probs, non_probability_rows
+from .recording_config import (CAPTURE_MODES, DEFAULT_MAX_PENDING_ROWS,  # noqa: F401 (re-exported)
+                               DUPLICATE_POLICIES, INPUT_KINDS, RecordingConfig)
 
-CAPTURE_MODES = ("pass", "eval")
-INPUT_KINDS = ("logits", "probs")
-DUPLICATE_POLICIES = ("error", "first")
-#: Probabilities are clipped to this before the log so that p = 0 gives a finite logit.
-_MIN_PROB = 1e-12
 #: Duplicate rows in one epoch count as "identical" within this absolute tolerance.
 _DUPLICATE_ATOL = 1e-6
-#: Pending rows kept in memory before a spill to disk (2**20 rows x K=10 float32 logits = 40 MB).
-DEFAULT_MAX_PENDING_ROWS = 1 << 20
 #: Where pending rows are spilled, under the run directory; one sub-folder per Recorder.
 PENDING_DIR = f"{store.SHARD_DIR}/.pending"
 #: derive_from_logits runs on slices of this many rows: its float64 temporaries then stay in cache.
 _DERIVE_ROWS = 1 << 15
 _DERIVE_THREADS = max(1, min(2, os.cpu_count() or 1))
-#: Batches smaller than this are never suspected of holding probabilities instead of logits.
-_PROBS_HEURISTIC_MIN_ROWS = 8
 
 
 class Recorder:
@@ -70,7 +64,13 @@ class Recorder:
         inference pass at epoch end.
     inputs : {"logits", "probs"}
         What ``update`` receives. Probabilities are stored as log-probabilities, which give the
-        same softmax, argmax and margin as logits.
+        same softmax, argmax and margin as logits; every row must be a probability vector
+        (:func:`datacarto.probability.non_probability_rows`). With ``"logits"``, a first batch
+        of an epoch that looks like probabilities (:func:`datacarto.probability.looks_like_probs`)
+        gets a ``UserWarning``, not an error: the Recorder cannot know what the model returns
+        (a model may emit non-negative scores), so it keeps the rows and says how to declare
+        probabilities. The adapters, which know their framework hands over logits, raise on
+        the same rule.
     on_duplicate : {"error", "first"}
         An id seen twice in an epoch with identical values is always kept once; with different
         values (e.g. a padded duplicate seen twice with dropout on) "error" raises and "first"
@@ -85,6 +85,11 @@ class Recorder:
         With a path, rows of the current epoch kept in memory before they are spilled to a
         temporary part file under ``RUN/epochs/.pending/`` (merged at ``end_epoch``, removed
         after). Bounds recording memory for very large epochs; ignored without a path.
+    config : RecordingConfig, optional
+        All the settings above as one object (what the adapters pass); the individual
+        keywords must then be left at their defaults.
+
+    Invalid settings raise :class:`~datacarto.errors.InputError` here, in the constructor.
 
     ``update(ids, outputs, labels)`` takes ids (n,) int or str, outputs (n, K) and labels (n,)
     int in 0..K-1. ``to_dynamics()`` returns a :class:`TrainingDynamics` of all committed
@@ -109,21 +114,37 @@ class Recorder:
                  max_logit_classes: int = store.DEFAULT_MAX_LOGIT_CLASSES,
                  meta: dict[str, Any] | None = None,
                  max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
-                 planned_epochs: int | None = None) -> None:
+                 planned_epochs: int | None = None,
+                 config: RecordingConfig | None = None) -> None:
+        given = RecordingConfig(
+            classes=classes, num_classes=num_classes, capture=capture, inputs=inputs, seed=seed,
+            data_fingerprint=data_fingerprint, on_duplicate=on_duplicate,
+            max_logit_classes=max_logit_classes, meta=meta or {},
+            max_pending_rows=max_pending_rows, planned_epochs=planned_epochs, where="Recorder")
+        if config is not None and not isinstance(config, RecordingConfig):
+            raise InputError(f"Recorder: config must be a RecordingConfig; got "
+                             f"{type(config).__name__}.")
+        if config is not None and given != RecordingConfig(on_duplicate="error"):
+            raise InputError("Recorder: pass the settings either as config= or as keywords, "
+                             "not both.")
+        self.config = given if config is None else config
         self.path = None if path is None else Path(path)
-        self.classes = None if classes is None else [str(c) for c in classes]
-        self.num_classes = num_classes
-        self.capture = capture
-        self.inputs = inputs
-        self.seed = seed
-        self.data_fingerprint = data_fingerprint
-        self.on_duplicate = on_duplicate
-        self.max_logit_classes = max_logit_classes
-        self.max_pending_rows = max_pending_rows
-        self.meta = dict(meta or {})
-        self.planned_epochs = planned_epochs
+        # K and the class names are learned (first batch, or the run on disk): state, not config
+        self.classes = None if self.config.classes is None else list(self.config.classes)
+        self.num_classes = self.config.num_classes
         self._spill_dir: Path | None = None
         self._reset_state()
+
+    # settings, read from the config
+    capture = property(lambda self: self.config.capture)
+    inputs = property(lambda self: self.config.inputs)
+    seed = property(lambda self: self.config.seed)
+    data_fingerprint = property(lambda self: self.config.data_fingerprint)
+    on_duplicate = property(lambda self: self.config.duplicate_policy())
+    max_logit_classes = property(lambda self: self.config.max_logit_classes)
+    max_pending_rows = property(lambda self: self.config.max_pending_rows)
+    planned_epochs = property(lambda self: self.config.planned_epochs)
+    meta = property(lambda self: dict(self.config.meta))
 
     # ------------------------------------------------------------------ state
     def _reset_state(self) -> None:
@@ -177,25 +198,6 @@ class Recorder:
     def _open(self) -> None:
         if self._opened:
             return
-        check_option(self.capture, CAPTURE_MODES, name="capture", where="Recorder")
-        check_option(self.inputs, INPUT_KINDS, name="inputs", where="Recorder")
-        check_option(self.on_duplicate, DUPLICATE_POLICIES, name="on_duplicate", where="Recorder")
-        if self.num_classes is not None and self.classes is not None and \
-                len(self.classes) != self.num_classes:
-            raise InputError(f"Recorder: classes has {len(self.classes)} names but num_classes is "
-                             f"{self.num_classes}.")
-        if self.classes is not None:
-            self.num_classes = len(self.classes)
-        if self.num_classes is not None and self.num_classes < 2:
-            raise InputError(f"Recorder: num_classes must be at least 2; got {self.num_classes}.")
-        if self.planned_epochs is not None and (isinstance(self.planned_epochs, bool) or not isinstance(
-                self.planned_epochs, int) or self.planned_epochs < 1):
-            raise InputError(f"Recorder: planned_epochs must be a positive integer; got "
-                             f"{self.planned_epochs!r}.")
-        if isinstance(self.max_pending_rows, bool) or not isinstance(self.max_pending_rows, int) \
-                or self.max_pending_rows < 1:
-            raise InputError(f"Recorder: max_pending_rows must be a positive integer; got "
-                             f"{self.max_pending_rows!r}.")
         if self.path is not None and (self.path / store.RUN_FILE).exists():
             self._resume_from_disk()
         if self.path is not None:
@@ -218,7 +220,7 @@ class Recorder:
         if meta.epochs:
             last = meta.epochs[-1]
             paths = [self.path / n for n in meta.shards[str(last)]]
-            cols = store.read_epoch(self.path, meta, last, paths, columns=["id", "label"])
+            cols = store.RunReader(self.path, meta).read_epoch(last, paths, ["id", "label"])
             self._known_ids, self._known_labels = cols["id"], cols["label"].astype(np.int64)
             self._epoch = last
 
@@ -249,13 +251,13 @@ class Recorder:
             raise InputError(f"{where}: ids has {len(ids_arr)} entries, outputs has {out.shape[0]} "
                              f"rows and labels has {len(lab)}; they must match.")
         if self.inputs == "probs":
-            if (out < 0).any() or (out > 1).any() or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
-                i = int(np.argmax((out < 0).any(axis=1) | (out > 1).any(axis=1)
-                                  | ~np.isclose(out.sum(axis=1), 1.0, atol=1e-3)))
+            bad = non_probability_rows(out)
+            if bad.any():
+                i = int(np.argmax(bad))
                 raise InputError(f"{where}: outputs row {i} (id={fmt_id(ids_arr[i])}) is not a probability "
                                  "vector (values in [0, 1] summing to 1).")
-            out = np.log(np.clip(out, _MIN_PROB, 1.0))
-        elif self._batch == 1 and self._looks_like_probs(out):
+            out = log_probs(out)
+        elif self._batch == 1 and looks_like_probs(out):
             warnings.warn(f"{where}: every output row is non-negative and sums to 1; these look like "
                           "probabilities. Construct the Recorder with inputs='probs' if so.",
                           UserWarning, stacklevel=2)
@@ -324,14 +326,6 @@ class Recorder:
             _remove_if_empty(self._spill_dir.parent)
             self._spill_dir = None
 
-    @staticmethod
-    def _looks_like_probs(out: np.ndarray) -> bool:
-        # a handful of rows can sum to 1 by chance (e.g. one-hot logits in a toy test); real
-        # probability batches are larger and have fractional entries
-        return bool(out.shape[0] >= _PROBS_HEURISTIC_MIN_ROWS and (out >= 0).all()
-                    and ((out > 0) & (out < 1)).any()
-                    and np.allclose(out.sum(axis=1), 1.0, atol=1e-6))
-
     # -------------------------------------------------------------- end_epoch
     def end_epoch(self) -> int:
         """Commit the batches seen since the last call as the next epoch; return its number."""
@@ -349,7 +343,7 @@ class Recorder:
             self._commit(epoch, ids, labels, order, parts, keep_logits)
         else:
             logits = _gather(parts, order)
-            self._memory.append({"epoch": epoch, "ids": ids, "labels": labels,
+            self._memory.append({"epoch": epoch, "id": ids, "label": labels,
                                  "logits": logits if keep_logits else None,
                                  **_derive(logits, labels)})
         del parts  # release the memory maps before their files are removed
@@ -364,10 +358,9 @@ class Recorder:
         """Sorted unique ids, their labels and, for each, its row in the concatenated parts."""
         ids = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else np.asarray(parts[0][0])
         labels = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else np.asarray(parts[0][2])
-        order = np.argsort(ids, kind="stable")
+        order, first_copy = store.sort_unique_ids(ids)
         ids, labels = ids[order], labels[order]
-        dup = np.zeros(len(ids), dtype=bool)
-        dup[1:] = ids[1:] == ids[:-1]
+        dup = ~first_copy
         if dup.any():
             first = np.flatnonzero(~dup)
             group = np.cumsum(~dup) - 1  # index into `first` for every row
@@ -445,15 +438,14 @@ class Recorder:
             if self._epoch == 0 and not (self.path / store.RUN_FILE).exists():
                 raise StateError("Recorder.to_dynamics() was called before any epoch was committed. "
                                  "HINT: call update() for each batch, then end_epoch().")
-            from .run import load
-            return load(self.path).dynamics()
+            return store.RunReader(self.path, store.read_run_json(self.path)).dynamics()
         if not self._memory:
             raise StateError("Recorder.to_dynamics() was called before any epoch was committed. "
                              "HINT: call update() for each batch, then end_epoch().")
-        return _stack_epochs(self._memory, classes=self.classes or
-                             [str(k) for k in range(self.num_classes or 0)],
-                             meta={"capture": self.capture, "inputs": self.inputs, "seed": self.seed,
-                                   **self.meta})
+        return TrainingDynamics.from_epochs(
+            self._memory, epoch_numbers=[e["epoch"] for e in self._memory],
+            classes=self.classes or [str(k) for k in range(self.num_classes or 0)],
+            meta={"capture": self.capture, "inputs": self.inputs, "seed": self.seed, **self.meta})
 
     def state_dict(self) -> dict[str, Any]:
         """Pending (uncommitted) rows and settings as plain numpy arrays: no pickle needed.
@@ -620,19 +612,3 @@ def _preview(values: np.ndarray, n: int = 3) -> str:
     shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:n])
     return shown + (", …" if len(values) > n else "")
 
-
-def _stack_epochs(epochs: list[dict[str, Any]], *, classes: list[str],
-                  meta: dict[str, Any]) -> TrainingDynamics:
-    """Stack per-epoch column dicts (each sorted by id, same ids) into TrainingDynamics."""
-    first = epochs[0]
-    has_logits = all(e.get("logits") is not None for e in epochs)
-    return TrainingDynamics(
-        ids=first["ids"], labels=first["labels"].astype(np.int64),
-        gold_prob=np.stack([e["gold_prob"] for e in epochs], axis=1).astype(np.float32, copy=False),
-        pred=np.stack([e["pred"] for e in epochs], axis=1).astype(np.int32, copy=False),
-        runner_up=np.stack([e["runner_up"] for e in epochs], axis=1).astype(np.int32, copy=False),
-        margin=np.stack([e["margin"] for e in epochs], axis=1).astype(np.float32, copy=False),
-        loss=np.stack([e["loss"] for e in epochs], axis=1).astype(np.float32, copy=False),
-        logits=np.stack([e["logits"] for e in epochs], axis=1) if has_logits else None,
-        epochs=np.array([e["epoch"] for e in epochs], dtype=np.int64),
-        classes=tuple(classes), meta=meta)

@@ -38,6 +38,7 @@ from ._validation import check_float_array, check_option
 
 REGIONS = ("easy", "ambiguous", "hard")
 REGION_METHODS = ("corners", "quantile", "threshold")
+_EASY, _AMBIGUOUS, _HARD = (REGIONS.index(r) for r in ("easy", "ambiguous", "hard"))
 #: The sort that ranks examples "most easy / ambiguous / hard first" (paper and allenai):
 #: (metric, ascending).
 REGION_ORDER = {"easy": ("confidence", False), "ambiguous": ("variability", False),
@@ -56,34 +57,42 @@ def assign_regions(confidence: np.ndarray, variability: np.ndarray, *,
     >>> assign_regions(np.array([0.95, 0.1, 0.5]), np.array([0.02, 0.03, 0.3])).tolist()
     ['easy', 'hard', 'ambiguous']
     """
+    codes = region_codes(confidence, variability, method=method, min_scale=min_scale,
+                         ambiguous_fraction=ambiguous_fraction, hard_fraction=hard_fraction,
+                         variability_threshold=variability_threshold,
+                         confidence_threshold=confidence_threshold)
+    return np.array(REGIONS, dtype=object)[codes]
+
+
+def region_codes(confidence: np.ndarray, variability: np.ndarray, *,
+                 method: Literal["corners", "quantile", "threshold"] = "corners",
+                 min_scale: float = 0.3, ambiguous_fraction: float = 0.33,
+                 hard_fraction: float = 0.33, variability_threshold: float = 0.2,
+                 confidence_threshold: float = 0.5) -> np.ndarray:
+    """:func:`assign_regions` as (N,) int8 indices into :data:`REGIONS` (no N Python strings)."""
     check_option(method, REGION_METHODS, name="method", where="assign_regions")
     conf = check_float_array(confidence, name="confidence", ndim=1, low=0.0, high=1.0)
     var = check_float_array(variability, name="variability", ndim=1, low=0.0)
-    names = np.array(REGIONS, dtype=object)
     if method == "corners":
         scale = max(float(np.quantile(var, 0.99)), min_scale)
         x = var / scale
         dist = np.stack([x**2 + (1 - conf) ** 2,          # easy
                          (x - 1) ** 2 + (conf - 0.5) ** 2,  # ambiguous
                          x**2 + conf**2])                   # hard
-        return keep_paper_order(conf, var, names[dist.argmin(axis=0)])
+        return _keep_paper_order(conf, var, dist.argmin(axis=0).astype(np.int8))
+    n = len(conf)
+    out = np.full(n, _EASY, dtype=np.int8)
     if method == "quantile":
-        n = len(conf)
-        out = np.full(n, "easy", dtype=object)
         n_amb = int(np.floor(ambiguous_fraction * n))
         order_var = np.lexsort((np.arange(n), -var))
-        amb = np.zeros(n, dtype=bool)
-        amb[order_var[:n_amb]] = True
         n_hard = int(np.floor(hard_fraction * n))
         order_conf = np.lexsort((np.arange(n), conf))
-        hard = np.zeros(n, dtype=bool)
-        hard[order_conf[:n_hard]] = True
-        out[hard] = "hard"
-        out[amb] = "ambiguous"
+        out[order_conf[:n_hard]] = _HARD
+        out[order_var[:n_amb]] = _AMBIGUOUS
         return out
-    out = np.where(var >= variability_threshold, "ambiguous",
-                   np.where(conf < confidence_threshold, "hard", "easy"))
-    return out.astype(object)
+    out[conf < confidence_threshold] = _HARD
+    out[var >= variability_threshold] = _AMBIGUOUS
+    return out
 
 
 def paper_order_holds(confidence: np.ndarray, variability: np.ndarray,
@@ -124,9 +133,19 @@ def keep_paper_order(confidence: np.ndarray, variability: np.ndarray,
     >>> keep_paper_order(conf, var, r).tolist()
     ['easy', 'easy', 'easy', 'ambiguous', 'hard']
     """
-    region = np.asarray(region, dtype=object).copy()
+    names = np.array(REGIONS, dtype=object)
+    codes = np.full(len(region), _EASY, dtype=np.int8)
+    for code, name in enumerate(REGIONS):
+        codes[np.asarray(region, dtype=object) == name] = code
+    return names[_keep_paper_order(confidence, variability, codes)]
+
+
+def _keep_paper_order(confidence: np.ndarray, variability: np.ndarray,
+                      region: np.ndarray) -> np.ndarray:
+    """:func:`keep_paper_order` on int8 region codes (indices into :data:`REGIONS`)."""
+    region = region.copy()
     while True:
-        amb, easy, hard = (region == r for r in ("ambiguous", "easy", "hard"))
+        amb, easy, hard = (region == r for r in (_AMBIGUOUS, _EASY, _HARD))
         if not amb.any():
             return region
         c_easy = confidence[easy].mean() if easy.any() else np.inf
@@ -138,12 +157,12 @@ def keep_paper_order(confidence: np.ndarray, variability: np.ndarray,
         flat = amb & ~up & ~down & (variability <= v_max)
         if not (up.any() or down.any() or flat.any()):
             return region
-        region[up] = "easy"
-        region[down] = "hard"
+        region[up] = _EASY
+        region[down] = _HARD
         if flat.any():
             # nearer the easy mean in confidence -> easy (with one region empty: that side)
             to_easy = (np.abs(confidence - c_easy) <= np.abs(confidence - c_hard)
                        if np.isfinite(c_easy) and np.isfinite(c_hard)
                        else np.full(len(region), np.isfinite(c_easy)))
-            region[flat & to_easy] = "easy"
-            region[flat & ~to_easy] = "hard"
+            region[flat & to_easy] = _EASY
+            region[flat & ~to_easy] = _HARD

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,8 @@ class ShardReader:
         if not self.path.is_file():
             raise SchemaError(f"{self.path}: epoch shard listed in run.json is missing")
         try:
-            self._file = pq.ParquetFile(self.path)
+            # memory-mapped: the decoder reads the pages in place instead of copying them first
+            self._file = pq.ParquetFile(self.path, memory_map=True)
             schema = self._file.schema_arrow
             counts = [self._file.metadata.row_group(i).num_rows
                       for i in range(self._file.metadata.num_row_groups)]
@@ -345,18 +347,318 @@ def read_epoch(run_dir: Path, meta: dict[str, Any], epoch: int, paths: list[Path
     """Read all shards of one epoch, de-duplicate ids (rank padding) and sort rows by id."""
     parts = [read_shard(p, columns=columns, n_classes=meta["num_classes"], id_type=meta["id_type"])
              for p in paths]
-    cols = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    ids = cols["id"]
+    if len(parts) == 1:
+        check_unique_ids(parts[0]["id"], paths[0], epoch)
+    return merge_by_id(parts)
+
+
+# ------------------------------------------------------------------------ reading a run
+def _strictly_increasing(ids: np.ndarray) -> bool:
+    return len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1]))
+
+
+def sort_unique_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, first)``: ``ids[order]`` ascending (stable sort, so the earliest copy of a
+    repeated id comes first) and ``first[i]`` False where ``ids[order][i]`` repeats the id before."""
     order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    keep = np.ones(len(order), dtype=bool)
-    keep[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    if len(parts) == 1 and keep.all() and np.array_equal(order, np.arange(len(order))):
+    ordered = ids[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return order, first
+
+
+def merge_by_id(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The rows of one epoch's parts (rank shards) as one table sorted by id, each id once.
+
+    A repeated id (ranks pad their share with repeats) keeps its first copy, in part order.
+    """
+    cols = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts])
+                                             for k in parts[0]}
+    if _strictly_increasing(cols["id"]):
         return cols
-    if not keep.all() and len(parts) == 1:
-        dup = sorted_ids[int(np.argmin(keep))]
-        raise SchemaError(f"{paths[0]}: id {fmt_id(dup)} appears more than once in epoch {epoch}.")
-    return {k: v[order][keep] for k, v in cols.items()}
+    order, first = sort_unique_ids(cols["id"])
+    return {k: v[order][first] for k, v in cols.items()}
+
+
+def check_unique_ids(ids: np.ndarray, path: Path | str, epoch: int) -> None:
+    """SchemaError when one shard lists an id twice."""
+    if _strictly_increasing(ids):
+        return
+    order, first = sort_unique_ids(ids)
+    if not first.all():
+        dup = ids[order][int(np.argmin(first))]
+        raise SchemaError(f"{path}: id {fmt_id(dup)} appears more than once in epoch {epoch}.")
+
+
+def check_same_examples(path: Path | str, epoch: int, ref_ids: np.ndarray,
+                        ref_labels: np.ndarray | None, ids: np.ndarray | None,
+                        labels: np.ndarray | None, *, n_rows: int | None = None,
+                        row0: int = 0) -> None:
+    """SchemaError unless an epoch holds the first epoch's examples, in order, with its labels.
+
+    ``ids``/``labels`` are the epoch's rows ``row0:row0 + len`` (ascending id); either may be
+    None when it was not read (then only the row count ``n_rows`` is compared).
+    """
+    if ids is not None and (len(ids) != len(ref_ids) or not np.array_equal(ids, ref_ids)):
+        missing = np.setdiff1d(ref_ids, ids)
+        extra = np.setdiff1d(ids, ref_ids)
+        first = missing[0] if len(missing) else extra[0] if len(extra) else ids[0]
+        raise SchemaError(f"{path}: epoch {epoch} ids disagree with the first epoch "
+                          f"({len(missing)} missing, {len(extra)} extra; first: id={fmt_id(first)}).")
+    if ids is None and n_rows is not None and n_rows != len(ref_ids):
+        raise SchemaError(f"{path}: epoch {epoch} ids disagree with the first epoch ({n_rows} rows "
+                          f"from row {row0} where the first epoch has {len(ref_ids)}; was the "
+                          "shard modified while it was read?).")
+    if labels is not None and ref_labels is not None:
+        changed = labels != ref_labels
+        if changed.any():
+            i = int(np.argmax(changed))
+            raise SchemaError(f"{path} row {row0 + i} (id={fmt_id(ref_ids[i])}): label "
+                              f"{labels[i]} differs from the first epoch's {ref_labels[i]}.")
+
+
+class NotStreamable(Exception):
+    """The run is valid but cannot be read chunk by chunk (a shard's rows are not sorted by id)."""
+
+
+#: The per-epoch columns a TrainingDynamics is built from (besides id and label).
+VALUE_COLUMNS = ("gold_prob", "pred", "runner_up", "margin", "loss")
+
+
+@dataclass(frozen=True)
+class EpochShards:
+    """Where each chunk's rows are in one epoch's shards.
+
+    ``cuts`` is None for one shard sorted by id without repeats (chunk c = rows
+    ``bounds[c]:bounds[c+1]`` of the file); otherwise an (n_parts, n_chunks + 1) array: chunk
+    c is rows ``cuts[p, c]:cuts[p, c+1]`` of every part p, merged by id (:func:`merge_by_id`).
+    """
+
+    epoch: int
+    paths: tuple[str, ...]
+    cuts: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run cut into chunks of rows; small and picklable (it travels to dask workers).
+
+    ``train_accuracy`` (E,): per selected epoch, the share of examples whose argmax is their
+    label, counted while the shards were checked.
+    """
+
+    n: int
+    bounds: np.ndarray  # (n_chunks + 1,) example offsets of the chunks
+    epochs: tuple[EpochShards, ...]
+    classes: tuple[str, ...]
+    id_type: str
+    logits: bool
+    train_accuracy: np.ndarray
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def epoch_numbers(self) -> np.ndarray:
+        return np.array([ep.epoch for ep in self.epochs], dtype=np.int64)
+
+
+class RunReader:
+    """The one way a run's shards are read (whole epochs, or the same rows of every epoch).
+
+    :meth:`dynamics` reads whole epochs into a :class:`~datacarto.dynamics.TrainingDynamics`;
+    :meth:`plan` checks every shard and cuts the run into chunks of rows that
+    :class:`ChunkReader` reads from every epoch in lockstep (possible because every shard is
+    sorted by id and every epoch holds the same ids). Rank shards of one epoch are merged by
+    :func:`merge_by_id`; every epoch is compared with the first by :func:`check_same_examples`.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], meta: Any) -> None:
+        self.run_dir = Path(run_dir)
+        self.meta = meta
+        self.classes = tuple(meta["classes"])
+        self.id_type = str(meta["id_type"])
+        self.logits_stored = bool(meta.get("logits_stored"))
+        self.shards = list(iter_epoch_shards(self.run_dir, meta))
+
+    def select(self, window: str | tuple[int | None, int | None] | None = None
+               ) -> list[tuple[int, list[Path]]]:
+        """``(epoch, shard paths)`` of the committed epochs in an epoch window (all for None)."""
+        from .dynamics import select_epochs
+
+        if not self.shards:
+            raise SchemaError(f"{self.run_dir / RUN_FILE}: the run has no committed epochs yet.")
+        keep = select_epochs([e for e, _ in self.shards], window)
+        return [s for s, k in zip(self.shards, keep) if k]
+
+    def open(self, path: Path | str) -> ShardReader:
+        return ShardReader(Path(path), n_classes=len(self.classes), id_type=self.id_type)
+
+    def read_epoch(self, epoch: int, paths: list[Path],
+                   columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        """One whole epoch, sorted by id, each id once (:func:`read_epoch`)."""
+        return read_epoch(self.run_dir, self.meta, epoch, paths, columns=columns)
+
+    def dynamics(self, *, epochs: str | tuple[int | None, int | None] | None = None,
+                 logits: bool = True) -> Any:
+        """Every epoch of the window, whole, as a :class:`~datacarto.dynamics.TrainingDynamics`."""
+        from .dynamics import TrainingDynamics
+
+        columns = ["id", "label", *VALUE_COLUMNS]
+        if logits and self.logits_stored:
+            columns.append("logits")
+        selected = self.select(epochs)
+        per_epoch: list[dict[str, np.ndarray]] = []
+        for epoch, paths in selected:
+            cols = self.read_epoch(epoch, paths, columns)
+            if per_epoch:
+                first = per_epoch[0]
+                check_same_examples(paths[0], epoch, first["id"], first["label"], cols["id"],
+                                    cols["label"])
+            per_epoch.append(cols)
+        return TrainingDynamics.from_epochs(per_epoch, epoch_numbers=[e for e, _ in selected],
+                                            classes=self.classes, meta=dict(self.meta))
+
+    def plan(self, *, epochs: str | tuple[int | None, int | None] | None = None,
+             chunk_rows: int = ROW_GROUP_ROWS) -> RunPlan:
+        """Check every shard (schema, ids, labels) and cut the window's epochs into chunks.
+
+        Every check that can fail before any chunk is read happens here, so a bad run fails
+        fast. Raises :class:`NotStreamable` when a shard's rows are not sorted by id.
+        """
+        selected = self.select(epochs)
+        self._check_schemas()
+        pool = ThreadPoolExecutor(1)  # reads the next epoch's keys while this one is checked
+        try:
+            ahead = pool.submit(self._keys, selected[0][1])
+            ref: dict[str, np.ndarray] | None = None
+            bounds = np.zeros(1, dtype=np.int64)
+            plans: list[EpochShards] = []
+            correct: list[int] = []
+            for i, (epoch, paths) in enumerate(selected):
+                parts = ahead.result()
+                if i + 1 < len(selected):
+                    ahead = pool.submit(self._keys, selected[i + 1][1])
+                for path, part in zip(paths, parts):
+                    if len(parts) == 1:
+                        check_unique_ids(part["id"], path, epoch)
+                    ids = part["id"]
+                    if len(ids) > 1 and not np.all(ids[1:] >= ids[:-1]):
+                        raise NotStreamable(f"{path}: rows are not sorted by id")
+                cols = merge_by_id(parts)
+                if ref is None:
+                    ref = cols
+                    n = len(cols["id"])
+                    bounds = np.unique(np.r_[np.arange(0, n, chunk_rows), n]).astype(np.int64)
+                else:
+                    check_same_examples(paths[0], epoch, ref["id"], ref["label"], cols["id"],
+                                        cols["label"])
+                correct.append(int(cols["correct"].sum()))
+                cuts = None
+                if len(parts) > 1:
+                    starts = ref["id"][bounds[:-1]]
+                    cuts = np.stack([np.r_[np.searchsorted(p["id"], starts, side="left"),
+                                           len(p["id"])] for p in parts]).astype(np.int64)
+                    cuts[:, 0] = 0
+                plans.append(EpochShards(epoch, tuple(str(p) for p in paths), cuts))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        assert ref is not None
+        n = len(ref["id"])
+        return RunPlan(n=n, bounds=bounds, epochs=tuple(plans), classes=self.classes,
+                       id_type=self.id_type, logits=self.logits_stored,
+                       train_accuracy=np.array(correct, dtype=np.float64) / max(n, 1))
+
+    def _check_schemas(self) -> None:
+        """Every shard of the run, also outside the window: a run is one schema version."""
+        first: tuple[int, Path] | None = None
+        for _, paths in self.shards:
+            for path in paths:
+                with self.open(path) as reader:
+                    if first is None:
+                        first = (reader.schema_version, path)
+                    elif reader.schema_version != first[0]:
+                        raise SchemaError(
+                            f"{path}: schema version {reader.schema_version} differs from "
+                            f"{first[1].name}'s {first[0]}; all shards of a run must share one "
+                            "schema version. Re-record the run, or re-import it with "
+                            "`datacarto import`.")
+                    if self.logits_stored and "logits" not in reader.names:
+                        raise SchemaError(f"{path}: this run stored no full logits (K too large "
+                                          "or disabled).")
+
+    def _keys(self, paths: list[Path]) -> list[dict[str, np.ndarray]]:
+        """Per shard: ids, labels and whether the argmax is the label."""
+        parts = []
+        for path in paths:
+            with self.open(path) as reader:
+                cols = reader.read_rows(0, reader.num_rows, ["id", "label", "pred"])
+            parts.append({"id": cols["id"], "label": cols["label"],
+                          "correct": cols["pred"] == cols["label"]})
+        return parts
+
+
+class ChunkReader:
+    """Reads chunk ``c`` of a :class:`RunPlan` (rows ``bounds[c]:bounds[c+1]`` of every epoch).
+
+    Keeps its shards open between chunks; one per thread (Parquet readers are not shared).
+    """
+
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan = plan
+        self._open: dict[str, ShardReader] = {}
+
+    def _reader(self, path: str) -> ShardReader:
+        reader = self._open.get(path)
+        if reader is None:
+            reader = ShardReader(Path(path), n_classes=len(self.plan.classes),
+                                 id_type=self.plan.id_type)
+            self._open[path] = reader
+        return reader
+
+    def _rows(self, ep: EpochShards, c: int, columns: list[str],
+              row_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        a, b = int(self.plan.bounds[c]), int(self.plan.bounds[c + 1])
+        # chunks already run in parallel: decoding their columns in parallel too oversubscribes
+        if ep.cuts is None:
+            return self._reader(ep.paths[0]).read_rows(a, b, columns, row_ids=row_ids,
+                                                       use_threads=False)
+        return merge_by_id([self._reader(path).read_rows(int(ep.cuts[p, c]),
+                                                         int(ep.cuts[p, c + 1]), columns,
+                                                         use_threads=False)
+                            for p, path in enumerate(ep.paths)])
+
+    def dynamics(self, c: int) -> Any:
+        """Chunk ``c`` as a :class:`~datacarto.dynamics.TrainingDynamics` (all planned epochs)."""
+        from .dynamics import TrainingDynamics
+
+        plan = self.plan
+        values = [*VALUE_COLUMNS, *(["logits"] if plan.logits else [])]
+        first = self._rows(plan.epochs[0], c, ["id", "label", *values])
+        per_epoch = [first]
+        for ep in plan.epochs[1:]:
+            # the plan compared every epoch's ids and labels already: a single sorted shard is
+            # read without them; merged rank shards need their ids
+            cols = self._rows(ep, c, values if ep.cuts is None else ["id", "label", *values],
+                              row_ids=first["id"])
+            check_same_examples(ep.paths[0], ep.epoch, first["id"], first["label"],
+                                cols.get("id"), cols.get("label"), n_rows=len(cols["loss"]),
+                                row0=int(plan.bounds[c]))
+            per_epoch.append(cols)
+        return TrainingDynamics.from_epochs(per_epoch, epoch_numbers=plan.epoch_numbers,
+                                            classes=plan.classes)
+
+    def close(self) -> None:
+        for reader in self._open.values():
+            reader.close()
+        self._open.clear()
+
+    def __enter__(self) -> ChunkReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ------------------------------------------------------------------------ held-out logits
@@ -421,3 +723,50 @@ def read_heldout(run_dir: str | os.PathLike[str]) -> HeldOut | None:
                           f"{int(sizes[-1])}).")
     return HeldOut(ids=ids[:n], epochs=epochs.astype(np.int64), folds=folds[:n],
                    logits=flat.reshape(len(epochs), n, k))
+
+
+# ------------------------------------------------------------------------ other run files
+#: Files a ``datacarto run`` directory holds beside run.json, the shards and the held-out logits.
+EVIDENCE_FILE = "evidence.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+def write_run_table(run_dir: str | os.PathLike[str], name: str, frame: Any) -> Path:
+    """Write a pandas DataFrame to ``RUN/name`` (Parquet, no index) atomically; returns the path."""
+    path = Path(run_dir) / name
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return path
+
+
+def read_run_table(run_dir: str | os.PathLike[str], name: str) -> Any:
+    """``RUN/name`` as a pandas DataFrame, or None when the run has no such file."""
+    import pandas as pd
+
+    path = Path(run_dir) / name
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise SchemaError(f"{path}: not a readable Parquet file ({err}).") from None
+
+
+def write_run_doc(run_dir: str | os.PathLike[str], name: str, doc: dict[str, Any]) -> Path:
+    """Write a JSON document to ``RUN/name`` atomically (indented, UTF-8); returns the path."""
+    path = Path(run_dir) / name
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def read_run_doc(run_dir: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
+    """The JSON object in ``RUN/name``, or None when the run has no such file."""
+    path = Path(run_dir) / name
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SchemaError(f"{path}: not valid JSON ({err}).") from None
+    if not isinstance(doc, dict):
+        raise SchemaError(f"{path}: expected a JSON object.")
+    return doc

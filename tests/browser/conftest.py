@@ -15,16 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import datacarto
+from builders import CLASSES, make_run, planted_labels
 
 CHROMIUM = os.environ.get("DATACARTO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-CLASSES = ["neg", "neu", "pos"]
 #: Texts that would run script if any page inserted them as HTML.
 XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 2">',
        "</script><svg onload=\"window.__xss = 3\">", "<b>bold?</b> &amp; <i>not</i>"]
@@ -42,23 +41,14 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def make_run(root: Path, n: int = 60) -> tuple[Path, Path]:
+def run_and_data(root: Path, n: int = 60) -> tuple[Path, Path]:
     """A run whose every 7th example is mislabelled, and its CSV (id = row number).
 
     The XSS payloads are the texts of mislabelled examples, so they are suspects: they show up
     in the report's table and in the review queue.
     """
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 3, n)
-    given = true.copy()
-    given[::7] = (true[::7] + 1) % 3
-    run = root / "run"
-    with datacarto.Recorder(run, classes=CLASSES) as rec:
-        for epoch in range(5):
-            logits = rng.normal(0, 0.3, (n, 3))
-            logits[np.arange(n), true] += 0.6 * (epoch + 1)
-            rec.update(np.arange(n), logits, given)
-            rec.end_epoch()
+    run = make_run(root / "run", n=n)
+    true, given = planted_labels(n)
     texts = [f"example {i}: a sentence about {CLASSES[t]}" for i, t in enumerate(true)]
     for k, payload in enumerate(XSS):
         texts[7 * k] = payload
@@ -114,7 +104,7 @@ def review_server() -> Any:
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_run(tmp_path_factory.mktemp("browser"))
+    return run_and_data(tmp_path_factory.mktemp("browser"))
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from conftest import tiny_data
 
 import datacarto
 from datacarto.errors import InputError
-from datacarto.integrations._conformance import Capture, check_integration
+from datacarto.testing import Capture, check_integration
 
 ROUNDS = 6
 

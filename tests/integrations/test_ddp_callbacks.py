@@ -23,7 +23,7 @@ pytest.importorskip("torch")
 from conftest import tiny_data  # noqa: E402
 
 import datacarto  # noqa: E402
-from datacarto.integrations._conformance import (Capture, check_matches_reference,  # noqa: E402
+from datacarto.testing import (Capture, check_matches_reference,  # noqa: E402
                                                  check_once_per_epoch)
 
 pytestmark = pytest.mark.slow  # subprocesses: deselect with -m 'not slow'

@@ -18,7 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E4
 
 import datacarto  # noqa: E402
 from datacarto.errors import InputError  # noqa: E402
-from datacarto.integrations._conformance import Capture, check_integration  # noqa: E402
+from datacarto.testing import Capture, check_integration  # noqa: E402
 from datacarto.integrations.huggingface import DataMapCallback  # noqa: E402
 from datacarto.integrations.torch import WithIds  # noqa: E402
 

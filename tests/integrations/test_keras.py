@@ -19,7 +19,7 @@ from conftest import tiny_data  # noqa: E402
 
 import datacarto  # noqa: E402
 from datacarto.errors import InputError  # noqa: E402
-from datacarto.integrations._conformance import Capture, check_integration  # noqa: E402
+from datacarto.testing import Capture, check_integration  # noqa: E402
 from datacarto.integrations.keras import DataMapCallback  # noqa: E402
 
 torch.set_num_threads(1)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset  # no
 
 import datacarto  # noqa: E402
 from datacarto.errors import InputError  # noqa: E402
-from datacarto.integrations._conformance import Capture, check_integration  # noqa: E402
+from datacarto.testing import Capture, check_integration  # noqa: E402
 from datacarto.integrations.lightning import DataMapCallback  # noqa: E402
 from datacarto.integrations.torch import WithIds  # noqa: E402
 

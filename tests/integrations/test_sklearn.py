@@ -19,7 +19,7 @@ from sklearn.naive_bayes import GaussianNB  # noqa: E402
 
 import datacarto  # noqa: E402
 from datacarto.errors import InputError  # noqa: E402
-from datacarto.integrations._conformance import Capture, check_integration  # noqa: E402
+from datacarto.testing import Capture, check_integration  # noqa: E402
 from datacarto.integrations.sklearn import record_partial_fit, record_staged  # noqa: E402
 
 EPOCHS = 3

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import datacarto  # noqa: E402
 from datacarto.errors import InputError, StateError  # noqa: E402
-from datacarto.integrations._conformance import Capture, check_integration  # noqa: E402
+from datacarto.testing import Capture, check_integration  # noqa: E402
 from datacarto.integrations.torch import (LoopRecorder, WithIds, default_forward,  # noqa: E402
                                           eval_pass, logits_of, split_ids, unwrap)
 

@@ -21,7 +21,7 @@ if not torch.distributed.is_available():  # pragma: no cover - builds without di
 
 from conftest import tiny_data  # noqa: E402
 
-from datacarto.integrations._conformance import (Capture, check_matches_reference,  # noqa: E402
+from datacarto.testing import (Capture, check_matches_reference,  # noqa: E402
                                                  check_once_per_epoch, check_same_run)
 from datacarto.integrations.torch import LoopRecorder  # noqa: E402
 

@@ -1,7 +1,7 @@
 """``datacarto demo [--out DIR] [--dataset rotten-tomatoes|digits|fashion-mnist]``.
 
 Loads a real dataset available offline (:mod:`datacarto.datasets`), flips a fraction of its
-labels (5 % by default) with a fixed seed, runs the whole ``datacarto run`` pipeline on the
+labels (5 % by default) with a fixed seed, runs the whole ``datacarto run`` workflow on the
 noisy copy and reports how many of the flipped labels it found. The detector never sees which
 labels were flipped: the noisy copy is written to ``DIR/data.csv`` (``data.parquet`` for
 images) exactly as a user's file would be, and the truth goes to ``DIR/injected_flips.csv``
@@ -18,10 +18,13 @@ import pandas as pd
 
 from ..datafiles import write_data
 from ..errors import InputError
+from ..outputs import reset_output
 from ..progress import Progress
-from ..store import atomic_write_text, fingerprint_file
-from ..train.pipeline import execute as execute_run
-from ..train.pipeline import prepare, reset_output, summarize
+from ..store import fingerprint_file
+from ..train.preparation import prepare
+from ._summary import summarize, suspect_lines
+from ._workflow import RunResult, update_summary_json, write_summary_text
+from ._workflow import execute as execute_run
 from .run import add_training_options, options_from_args
 
 #: Seed of the label flips: the same flips on every run, so results can be compared.
@@ -110,19 +113,13 @@ def evaluate(metrics: pd.DataFrame, flips: pd.DataFrame) -> dict[str, Any]:
             "base_rate": float(truth.mean()), "suggestion_restores_original": restored}
 
 
-def _not_flipped(result: Any, flips: pd.DataFrame, n: int = 5) -> list[str]:
+def _not_flipped(result: RunResult, flips: pd.DataFrame, n: int = 5) -> list[str]:
     """Lines showing the top suspects that the demo did not flip: the data's own label noise."""
-    from ..train.pipeline import _describe_row, _rows_of, trim
-
     suspects = result.suspects[~result.suspects["id"].isin(set(flips["id"]))].head(n)
     if suspects.empty:
         return []
-    lines = ["Flagged although the demo did not flip them (the data's own label noise, or hard "
-             "cases):"]
-    for (_, s), row in zip(suspects.iterrows(), _rows_of(result.prepared, suspects["id"].to_numpy())):
-        lines.append(f"  {s['label_error_score']:.2f} {s['given_label']} -> {s['suggested_label']}  "
-                     f"id={s['id']}: {trim(_describe_row(result, int(row)), 90)}")
-    return [*lines, ""]
+    return ["Flagged although the demo did not flip them (the data's own label noise, or hard "
+            "cases):", *suspect_lines(result.prepared, suspects), ""]
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -176,13 +173,9 @@ def execute(args: argparse.Namespace) -> int:
              f"Time: {result.timings['total_s']:.1f} s (features {result.timings['featurize_s']:.1f} s,"
              f" training {result.timings['train_s'] + result.timings['heldout_s']:.1f} s)."]
     text = "\n".join(lines)
-    atomic_write_text(out / "summary.txt", text + "\n")
-    import json
-
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    summary["demo"] = {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                       for k, v in scores.items()}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_summary_text(out, text)
+    update_summary_json(out, demo={k: (None if isinstance(v, float) and np.isnan(v) else v)
+                                   for k, v in scores.items()})
     if not args.quiet:
         print(text)
     return 0

@@ -50,15 +50,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=execute)
 
 
-def flag_table(metrics: pd.DataFrame, *, include_all: bool = False) -> pd.DataFrame:
-    """The ``flag`` table from a metrics frame, sorted by label_error_score (desc), then id."""
+def flag_table(metrics: pd.DataFrame, *, include_all: bool = False,
+               flagged_only: bool = False) -> pd.DataFrame:
+    """The ``flag`` table from a metrics frame, sorted by label_error_score (desc), then id.
+
+    Rows: the flagged, ambiguous and hard examples; every example with ``include_all``; only
+    the flagged ones with ``flagged_only`` (the suspects of ``datacarto run``). A row with a
+    duplicate labelled differently is always in.
+    """
     flagged = metrics["is_label_error"].to_numpy(dtype=bool)
     region = metrics["region"].to_numpy(dtype=object)
-    keep = np.ones(len(metrics), dtype=bool) if include_all else flagged | (region != "easy")
+    if include_all:
+        keep = np.ones(len(metrics), dtype=bool)
+    else:
+        keep = flagged.copy() if flagged_only else flagged | (region != "easy")
     if "n_conflicting_duplicates" in metrics.columns:  # always a suspect, whatever its score
         keep |= metrics["n_conflicting_duplicates"].fillna(0).to_numpy() > 0
-    table = metrics.loc[keep, [c for c in COLUMNS if c != "assessment"]].copy()
-    table["assessment"] = np.where(flagged[keep], LIKELY_MISLABELED, region[keep])
+    table = metrics.loc[keep, list(COLUMNS)].copy()  # assessment: the metrics frame's own
     for col in EVIDENCE_COLUMNS:  # why it is flagged, when `datacarto run` recorded it
         if col in metrics.columns:
             table[col] = metrics.loc[keep, col].to_numpy()

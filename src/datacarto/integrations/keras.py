@@ -51,6 +51,7 @@ except ImportError as err:  # e.g. the default TensorFlow backend is not install
         "importing keras.") from err
 
 from .._validation import check_ids, to_numpy  # noqa: E402
+from ..recording_config import RecordingConfig  # noqa: E402
 from ._adapter import AdapterRecorder, binary_to_logits  # noqa: E402
 
 __all__ = ["DataMapCallback"]
@@ -118,7 +119,9 @@ class DataMapCallback(keras.callbacks.Callback):
     inputs : {"logits", "probs"}
         ``"probs"`` when the model ends in softmax (or a single sigmoid unit).
     classes, seed, meta
-        As for :class:`~datacarto.Recorder`; ``seed`` also seeds pass mode's batch order.
+        As for :class:`~datacarto.Recorder`; ``seed`` also seeds pass mode's batch order. The
+        recording settings are collected in :attr:`config`, a
+        :class:`~datacarto.recording_config.RecordingConfig`.
     """
 
     def __init__(self, path: str | Path | None, x: Any, y: Any, *, ids: Any = None,
@@ -126,9 +129,9 @@ class DataMapCallback(keras.callbacks.Callback):
                  classes: list[str] | None = None, seed: int = 0,
                  meta: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self._rec_args = dict(capture=capture, inputs=inputs, classes=classes, seed=seed,
-                              meta={"integration": "keras", **(meta or {})})
-        AdapterRecorder(ADAPTER, None, **self._rec_args)  # fail on typos now
+        self.config = RecordingConfig(  # validated now: a typo fails before fit
+            capture=capture, inputs=inputs, classes=classes, seed=seed, meta=meta or {},
+            where=ADAPTER).with_meta(integration="keras")
         self.path = path
         self.x = x
         self.labels = self._labels(y)
@@ -141,10 +144,7 @@ class DataMapCallback(keras.callbacks.Callback):
         if len(self.ids) != n:
             raise InputError(f"{ADAPTER}: ids has {len(self.ids)} entries but x has {n} rows; give "
                              "one id per training row.")
-        self.capture = capture
-        self.inputs = inputs
         self.batch_size = batch_size
-        self.seed = seed
         self._rec: AdapterRecorder | None = None
         self._data: _RowsWithPositions | None = None
         self._first_epoch: int | None = None
@@ -160,18 +160,17 @@ class DataMapCallback(keras.callbacks.Callback):
 
     def train_data(self, batch_size: int = 32) -> keras.utils.PyDataset:
         """The training set for ``fit`` in pass mode: batches carry their row positions."""
-        self._data = _RowsWithPositions(self.x, self.labels, batch_size, self.seed)
+        self._data = _RowsWithPositions(self.x, self.labels, batch_size, self.config.seed or 0)
         return self._data
 
     # ----------------------------------------------------------------- fit
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._rec = AdapterRecorder(
-            ADAPTER, self.path, expected_n=len(self.ids),
+            ADAPTER, self.path, self.config, expected_n=len(self.ids),
             ids_hint="In pass mode train on callback.train_data(): "
-                     "model.fit(cb.train_data(batch_size=32), callbacks=[cb]).",
-            **self._rec_args)  # type: ignore[arg-type]
+                     "model.fit(cb.train_data(batch_size=32), callbacks=[cb]).")
         self._first_epoch = None
-        if self.capture == "pass":
+        if self.config.capture == "pass":
             self._wrap(self.model)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
@@ -193,7 +192,7 @@ class DataMapCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         rec = self._rec
         assert rec is not None
-        if self.capture == "eval":
+        if self.config.capture == "eval":
             out = self.model.predict(self.x, batch_size=self.batch_size, verbose=0)
             rec.add(self.ids, self._scores(out), self.labels)
         rec.commit()
@@ -202,7 +201,7 @@ class DataMapCallback(keras.callbacks.Callback):
     def _scores(self, out: Any) -> Any:
         arr = to_numpy(out)
         if arr.ndim == 2 and arr.shape[1] == 1:  # one sigmoid / logit unit
-            if self.inputs == "probs":
+            if self.config.inputs == "probs":
                 return np.concatenate([1.0 - arr, arr], axis=1)
             return binary_to_logits(arr[:, 0])
         return arr

@@ -29,16 +29,48 @@ from .._deps import require
 
 lgb = require("lightgbm", extra="xgboost", feature="datacarto.integrations.lightgbm")
 
-from .._validation import check_option  # noqa: E402
 from ..dynamics import TrainingDynamics  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..recorder import CAPTURE_MODES  # noqa: E402
-from ._adapter import (binary_to_logits, encode_labels, record_checkpoints, row_ids,  # noqa: E402
-                       select_checkpoints)
+from ._adapter import encode_labels  # noqa: E402
+from ._boosting import BoostingLibrary, FittedBooster  # noqa: E402
+from ._boosting import record_boosting as _record  # noqa: E402
 
 __all__ = ["record_boosting"]
 
-WHERE = "record_boosting (LightGBM)"
+#: LightGBM's names (and aliases) of its classification objectives.
+CLASSIFIER_OBJECTIVES = ("binary", "multiclass", "multiclassova", "softmax", "multiclass_ova",
+                         "ova", "ovr", "cross_entropy", "xentropy")
+
+
+def _fitted(model: Any, X: Any, y: Any, where: str) -> FittedBooster:
+    if isinstance(model, lgb.LGBMModel):
+        if not hasattr(model, "classes_") or not getattr(model, "fitted_", False):
+            raise InputError(f"{where}: {type(model).__name__} is not a fitted classifier. Fit an "
+                             "LGBMClassifier on X, y first.")
+        booster = model.booster_
+        labels = encode_labels(y, model.classes_, where=where)
+        names: list[str] | None = [str(c) for c in model.classes_]
+    elif isinstance(model, lgb.Booster):
+        booster = model
+        labels, names = np.asarray(y), None
+    else:
+        raise InputError(f"{where}: expected an LGBMClassifier or a Booster; got "
+                         f"{type(model).__name__}. For XGBoost use "
+                         "datacarto.integrations.xgboost.record_boosting.")
+
+    def margins(i: int) -> Any:
+        return booster.predict(X, raw_score=True, start_iteration=0, num_iteration=i)
+
+    objective = str(booster.params.get("objective", "")) if booster.params else ""
+    return FittedBooster(labels=labels, classes=names, n_rounds=booster.current_iteration(),
+                         objective=objective, margins=margins)
+
+
+LIGHTGBM = BoostingLibrary(name="LightGBM", integration="lightgbm",
+                           checkpoint_unit="boosting_iteration", fitted=_fitted,
+                           is_classifier=lambda o: o in CLASSIFIER_OBJECTIVES,
+                           objectives="binary or multiclass")
+WHERE = LIGHTGBM.where
 
 
 def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = None,
@@ -58,39 +90,5 @@ def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = Non
     >>> record_boosting(model, X, y).n_epochs
     3
     """
-    check_option(capture, CAPTURE_MODES, name="capture", where=WHERE)
-    if isinstance(model, lgb.LGBMModel):
-        if not hasattr(model, "classes_") or not getattr(model, "fitted_", False):
-            raise InputError(f"{WHERE}: {type(model).__name__} is not a fitted classifier. Fit an "
-                             "LGBMClassifier on X, y first.")
-        booster = model.booster_
-        labels = encode_labels(y, model.classes_, where=WHERE)
-        names = classes or [str(c) for c in model.classes_]
-    elif isinstance(model, lgb.Booster):
-        booster = model
-        labels = np.asarray(y)
-        names = classes
-    else:
-        raise InputError(f"{WHERE}: expected an LGBMClassifier or a Booster; got "
-                         f"{type(model).__name__}. For XGBoost use "
-                         "datacarto.integrations.xgboost.record_boosting.")
-    objective = str(booster.params.get("objective", "")) if booster.params else ""
-    if objective and objective not in ("binary", "multiclass", "multiclassova", "softmax",
-                                       "multiclass_ova", "ova", "ovr", "cross_entropy", "xentropy"):
-        raise InputError(f"{WHERE}: the model's objective is {objective!r}; datacarto records "
-                         "classifiers (binary or multiclass objectives).")
-    rounds = select_checkpoints(booster.current_iteration(), every=every, chosen=iterations,
-                                where=WHERE)
-    n = len(labels)
-    example_ids = row_ids(ids, n, WHERE)
-
-    def checkpoints() -> Any:
-        for i in rounds:
-            z = np.asarray(booster.predict(X, raw_score=True, start_iteration=0, num_iteration=i))
-            yield i, binary_to_logits(z) if z.ndim == 1 else z
-
-    return record_checkpoints(
-        WHERE, path, checkpoints(), ids=example_ids, labels=labels, inputs="logits",
-        capture=capture, classes=names, seed=None,
-        meta={"integration": "lightgbm", "checkpoint_unit": "boosting_iteration",
-              **(meta or {})})
+    return _record(LIGHTGBM, model, X, y, path=path, ids=ids, every=every, iterations=iterations,
+                   capture=capture, classes=classes, meta=meta)

@@ -51,6 +51,7 @@ import torch  # noqa: E402
 from lightning.fabric.utilities.types import _Stateful  # noqa: E402
 
 from ..errors import InputError  # noqa: E402
+from ..recording_config import RecordingConfig  # noqa: E402
 from ._adapter import AdapterRecorder  # noqa: E402
 from .torch import TorchDist, eval_pass, split_ids  # noqa: E402
 from .torch import Forward  # noqa: E402
@@ -79,7 +80,8 @@ class DataMapCallback(pl.Callback):
     eval_batch_size : int, optional
         Eval mode batch size; default the training loader's.
     inputs, classes, num_classes, seed, meta
-        As for :class:`~datacarto.Recorder`.
+        As for :class:`~datacarto.Recorder` (collected in :attr:`config`, a
+        :class:`~datacarto.recording_config.RecordingConfig`).
     """
 
     def __init__(self, path: str | Path, *, capture: str = "pass", id_key: str = "id",
@@ -87,23 +89,24 @@ class DataMapCallback(pl.Callback):
                  eval_batch_size: int | None = None, inputs: str = "logits",
                  classes: list[str] | None = None, num_classes: int | None = None,
                  seed: int | None = None, meta: dict[str, Any] | None = None) -> None:
-        AdapterRecorder(ADAPTER, None, capture=capture, inputs=inputs)  # fail on typos now
+        self.config = RecordingConfig(  # validated now: a typo fails before training starts
+            capture=capture, inputs=inputs, classes=classes, num_classes=num_classes, seed=seed,
+            meta=meta or {}, where=ADAPTER).with_meta(integration="lightning")
         self.path = Path(path)
-        self.capture = capture
         self.id_key = id_key
         self.logits_key = logits_key
         self.forward = forward
         self.eval_batch_size = eval_batch_size
-        self.inputs = inputs
-        self.classes = classes
-        self.num_classes = num_classes
-        self.seed = seed
-        self.meta = dict(meta or {})
         self.run_offset: int | None = None
         self._rec: AdapterRecorder | None = None
         self._loaded: dict[str, Any] | None = None
         self._skip_epoch: int | None = None
         self._last_batch: int | None = None  # batch_idx of the epoch's latest batch
+
+    @property
+    def capture(self) -> str:
+        """``"pass"`` or ``"eval"``, as constructed."""
+        return self.config.capture
 
     @property
     def state_key(self) -> str:
@@ -115,9 +118,7 @@ class DataMapCallback(pl.Callback):
         dataset = getattr(loader, "dataset", None)
         expected = len(dataset) if hasattr(dataset, "__len__") else None
         self._rec = AdapterRecorder(
-            ADAPTER, self.path, capture=self.capture, inputs=self.inputs, classes=self.classes,
-            num_classes=self.num_classes, seed=self.seed,
-            meta={"integration": "lightning", **self.meta}, dist=TorchDist, expected_n=expected,
+            ADAPTER, self.path, self.config, dist=TorchDist, expected_n=expected,
             ids_hint="Wrap the training set as WithIds(dataset) (batches become (ids, batch)), "
                      "or return {'loss': ..., 'logits': ..., 'ids': ids} from training_step.",
             incomplete_hint="limit_train_batches < 1.0 or a DataLoader with drop_last=True "

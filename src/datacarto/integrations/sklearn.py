@@ -43,10 +43,9 @@ from .._deps import require
 
 require("sklearn", extra="sklearn", feature="datacarto.integrations.sklearn")
 
-from .._validation import check_option  # noqa: E402
 from ..dynamics import TrainingDynamics  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..recorder import CAPTURE_MODES  # noqa: E402
+from ..recording_config import RecordingConfig  # noqa: E402
 from ._adapter import (AdapterRecorder, binary_to_logits, committed_epochs,  # noqa: E402
                        encode_labels, record_checkpoints, row_ids)
 
@@ -119,7 +118,8 @@ def record_partial_fit(estimator: Any, X: Any, y: Any, *, epochs: int,
     (4, 3)
     """
     where = "record_partial_fit"
-    check_option(capture, CAPTURE_MODES, name="capture", where=where)
+    config = RecordingConfig(capture=capture, seed=seed, meta=meta or {}, where=where).with_meta(
+        integration="sklearn", estimator=type(estimator).__name__)
     if not hasattr(estimator, "partial_fit"):
         raise InputError(f"{where}: {type(estimator).__name__} has no partial_fit. For a fitted "
                          "boosting ensemble use record_staged; otherwise record each fit with "
@@ -137,18 +137,17 @@ def record_partial_fit(estimator: Any, X: Any, y: Any, *, epochs: int,
     if bs < 1:
         raise InputError(f"{where}: batch_size must be a positive integer; got {batch_size!r}.")
     inputs, score = scorer(estimator, where)
-    rec = AdapterRecorder(f"{where}", path, capture=capture, inputs=inputs,
-                          classes=[str(c) for c in np.sort(all_classes)], seed=seed,
-                          meta={"integration": "sklearn", "estimator": type(estimator).__name__,
-                                **(meta or {})}, expected_n=n)
+    config = config.replace(inputs=inputs, classes=[str(c) for c in np.sort(all_classes)],
+                            where=where)
+    rec = AdapterRecorder(where, path, config, expected_n=n)
     for epoch in range(committed_epochs(path) + 1, epochs + 1):
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
         for start in range(0, n, bs):
             idx = order[start:start + bs]
             estimator.partial_fit(_rows(X, idx), y_arr[idx], classes=all_classes)
-            if capture == "pass":
+            if config.capture == "pass":
                 rec.add(example_ids[idx], score(_rows(X, idx)), labels[idx])
-        if capture == "eval":
+        if config.capture == "eval":
             rec.add(example_ids, score(X), labels)
         rec.commit()
         if on_epoch is not None:
@@ -202,7 +201,8 @@ def record_staged(estimator: Any, X: Any, y: Any, *, path: str | Path | None = N
     3
     """
     where = "record_staged"
-    check_option(capture, CAPTURE_MODES, name="capture", where=where)
+    config = RecordingConfig(capture=capture, meta=meta or {}, where=where).with_meta(
+        integration="sklearn", estimator=type(estimator).__name__, checkpoint_unit="stage")
     if not isinstance(every, int) or every < 1:
         raise InputError(f"{where}: every must be a positive integer; got {every!r}.")
     if not hasattr(estimator, "classes_"):
@@ -223,8 +223,7 @@ def record_staged(estimator: Any, X: Any, y: Any, *, path: str | Path | None = N
     if len(labels) != n:
         raise InputError(f"{where}: X has {n} rows but y has {len(labels)}.")
     keep = None if stages is None else {int(s) for s in stages}
-    return record_checkpoints(
-        where, path, _thin(iter(staged), every, keep), ids=row_ids(ids, n, where), labels=labels,
-        inputs=inputs, capture=capture, classes=[str(c) for c in estimator.classes_], seed=None,
-        meta={"integration": "sklearn", "estimator": type(estimator).__name__,
-              "checkpoint_unit": "stage", **(meta or {})})
+    config = config.replace(inputs=inputs, classes=[str(c) for c in estimator.classes_],
+                            where=where)
+    return record_checkpoints(where, path, _thin(iter(staged), every, keep),
+                              ids=row_ids(ids, n, where), labels=labels, config=config)

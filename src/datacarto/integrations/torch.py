@@ -46,6 +46,7 @@ from .._validation import check_ids, fmt_id  # noqa: E402
 from ..dynamics import TrainingDynamics  # noqa: E402
 from ..errors import InputError  # noqa: E402
 from ..recorder import Recorder  # noqa: E402
+from ..recording_config import RecordingConfig  # noqa: E402
 from ._adapter import AdapterRecorder  # noqa: E402
 
 __all__ = ["LoopRecorder", "TorchDist", "WithIds", "default_forward", "eval_pass", "logits_of",
@@ -268,7 +269,8 @@ class LoopRecorder:
         collated batch without ids and returns ``(logits, labels)`` (default:
         :func:`default_forward`).
     inputs, classes, num_classes, seed, meta, on_duplicate
-        As for :class:`~datacarto.Recorder`.
+        As for :class:`~datacarto.Recorder` (collected in :attr:`config`, a
+        :class:`~datacarto.recording_config.RecordingConfig`).
 
     Examples
     --------
@@ -290,23 +292,29 @@ class LoopRecorder:
                  classes: list[str] | None = None, num_classes: int | None = None,
                  seed: int | None = None, meta: dict[str, Any] | None = None,
                  on_duplicate: str | None = None) -> None:
+        self.config = RecordingConfig(
+            capture=capture, inputs=inputs, classes=classes, num_classes=num_classes, seed=seed,
+            meta=meta or {}, on_duplicate=on_duplicate, where=self.ADAPTER,
+        ).with_meta(integration="torch")
         if capture == "eval" and dataset is None:
             raise InputError("LoopRecorder(capture='eval') needs dataset=: the training set "
                              "wrapped in WithIds, which end_epoch(model) scores unshuffled.")
-        self.capture = capture
         self.dataset = dataset
         self.batch_size = batch_size
         self.collate_fn = collate_fn
         self.forward = forward
         expected = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
         self._rec = AdapterRecorder(
-            self.ADAPTER, path, capture=capture, inputs=inputs, classes=classes,
-            num_classes=num_classes, seed=seed, meta={"integration": "torch", **(meta or {})},
-            on_duplicate=on_duplicate, dist=TorchDist, expected_n=expected,
+            self.ADAPTER, path, self.config, dist=TorchDist, expected_n=expected,
             ids_hint="Wrap the training set as WithIds(dataset) and pass the ids it yields: "
                       "`for ids, (x, y) in loader: ... rec.update(ids, logits, y)`.",
             incomplete_hint="A DataLoader with drop_last=True (or a sampler that skips examples) "
                             "leaves some out: use drop_last=False, or capture='eval'.")
+
+    @property
+    def capture(self) -> str:
+        """``"pass"`` or ``"eval"``, as constructed."""
+        return self.config.capture
 
     @property
     def recorder(self) -> Recorder:

@@ -30,16 +30,56 @@ from .._deps import require
 
 xgb = require("xgboost", extra="xgboost", feature="datacarto.integrations.xgboost")
 
-from .._validation import check_option  # noqa: E402
 from ..dynamics import TrainingDynamics  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..recorder import CAPTURE_MODES  # noqa: E402
-from ._adapter import (binary_to_logits, encode_labels, record_checkpoints, row_ids,  # noqa: E402
-                       select_checkpoints)
+from ._adapter import encode_labels  # noqa: E402
+from ._boosting import BoostingLibrary, FittedBooster  # noqa: E402
+from ._boosting import record_boosting as _record  # noqa: E402
 
 __all__ = ["record_boosting"]
 
-WHERE = "record_boosting (XGBoost)"
+
+def _fitted(model: Any, X: Any, y: Any, where: str) -> FittedBooster:
+    if isinstance(model, xgb.XGBModel):
+        if not hasattr(model, "classes_"):
+            raise InputError(f"{where}: {type(model).__name__} is not a fitted classifier (no "
+                             "classes_). Fit an XGBClassifier on X, y first.")
+        booster = model.get_booster()
+        labels = encode_labels(y, model.classes_, where=where)
+        names: list[str] | None = [str(c) for c in model.classes_]
+
+        def margins(i: int) -> Any:
+            return model.predict(X, output_margin=True, iteration_range=(0, i))
+    elif isinstance(model, xgb.Booster):
+        booster = model
+        data = X if isinstance(X, xgb.DMatrix) else xgb.DMatrix(X)
+        labels, names = np.asarray(y), None
+
+        def margins(i: int) -> Any:
+            return booster.predict(data, output_margin=True, iteration_range=(0, i))
+    else:
+        raise InputError(f"{where}: expected an XGBClassifier or a Booster; got "
+                         f"{type(model).__name__}. For LightGBM use "
+                         "datacarto.integrations.lightgbm.record_boosting.")
+    return FittedBooster(labels=labels, classes=names, n_rounds=booster.num_boosted_rounds(),
+                         objective=str(booster.attr("objective") or _objective(booster)),
+                         margins=margins)
+
+
+def _objective(booster: Any) -> str:
+    import json
+
+    try:
+        return str(json.loads(booster.save_config())["learner"]["objective"]["name"])
+    except (KeyError, ValueError, TypeError):
+        return ""
+
+
+XGBOOST = BoostingLibrary(name="XGBoost", integration="xgboost", checkpoint_unit="boosting_round",
+                          fitted=_fitted,
+                          is_classifier=lambda objective: objective.startswith(("binary:", "multi:")),
+                          objectives="binary:* or multi:*")
+WHERE = XGBOOST.where
 
 
 def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = None,
@@ -72,54 +112,5 @@ def record_boosting(model: Any, X: Any, y: Any, *, path: str | Path | None = Non
     >>> record_boosting(model, X, y, every=2).epochs.tolist()
     [1, 2]
     """
-    check_option(capture, CAPTURE_MODES, name="capture", where=WHERE)
-    if isinstance(model, xgb.XGBModel):
-        if not hasattr(model, "classes_"):
-            raise InputError(f"{WHERE}: {type(model).__name__} is not a fitted classifier (no "
-                             "classes_). Fit an XGBClassifier on X, y first.")
-        booster = model.get_booster()
-        labels = encode_labels(y, model.classes_, where=WHERE)
-        names = classes or [str(c) for c in model.classes_]
-
-        def margins(i: int) -> np.ndarray:
-            return np.asarray(model.predict(X, output_margin=True, iteration_range=(0, i)))
-    elif isinstance(model, xgb.Booster):
-        booster = model
-        data = X if isinstance(X, xgb.DMatrix) else xgb.DMatrix(X)
-        labels = np.asarray(y)
-        names = classes
-
-        def margins(i: int) -> np.ndarray:
-            return np.asarray(booster.predict(data, output_margin=True, iteration_range=(0, i)))
-    else:
-        raise InputError(f"{WHERE}: expected an XGBClassifier or a Booster; got "
-                         f"{type(model).__name__}. For LightGBM use "
-                         "datacarto.integrations.lightgbm.record_boosting.")
-    objective = str(booster.attr("objective") or _objective(booster))
-    if objective and not objective.startswith(("binary:", "multi:")):
-        raise InputError(f"{WHERE}: the model's objective is {objective!r}; datacarto records "
-                         "classifiers (binary:* or multi:* objectives).")
-    rounds = select_checkpoints(booster.num_boosted_rounds(), every=every, chosen=iterations,
-                                where=WHERE)
-    n = len(labels)
-    example_ids = row_ids(ids, n, WHERE)
-
-    def checkpoints() -> Any:
-        for i in rounds:
-            z = margins(i)
-            yield i, binary_to_logits(z) if z.ndim == 1 else z
-
-    return record_checkpoints(
-        WHERE, path, checkpoints(), ids=example_ids, labels=labels, inputs="logits",
-        capture=capture, classes=names, seed=None,
-        meta={"integration": "xgboost", "checkpoint_unit": "boosting_round",
-              **(meta or {})})
-
-
-def _objective(booster: Any) -> str:
-    import json
-
-    try:
-        return str(json.loads(booster.save_config())["learner"]["objective"]["name"])
-    except (KeyError, ValueError, TypeError):
-        return ""
+    return _record(XGBOOST, model, X, y, path=path, ids=ids, every=every, iterations=iterations,
+                   capture=capture, classes=classes, meta=meta)

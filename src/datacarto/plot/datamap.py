@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["CORRECTNESS_COLORS", "CORRECTNESS_EDGES", "REGION_TITLES", "plot_data_map"]
+__all__ = ["AXES", "CORRECTNESS_COLORS", "CORRECTNESS_EDGES", "FIT_MARGIN", "FIT_MIN_SPAN",
+           "PAPER_LIMITS", "REGION_TITLES", "axis_limits", "plot_data_map"]
 
 #: Fixed correctness bin edges; the last bin is closed ([0.8, 1.0]).
 CORRECTNESS_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -42,9 +43,54 @@ _METADATA: dict[str, dict[str, None]] = {
     "svg": {"Date": None},
 }
 _TOL = 1e-9
-_XLIM = (-0.0125, 0.5125)
-_YLIM = (-0.025, 1.025)
+#: Axis choices: ``"fit"`` (limits from the data) or ``"paper"`` (the paper's fixed axes).
+AXES = ("fit", "paper")
+#: The paper's fixed limits, (x = variability, y = confidence), with a 2.5 % margin.
+PAPER_LIMITS: tuple[tuple[float, float], tuple[float, float]] = ((-0.0125, 0.5125), (-0.025, 1.025))
+#: Margin around the data in "fit" axes, as a fraction of the span on each side.
+FIT_MARGIN = 0.06
+#: Smallest span of a "fit" axis as a fraction of the paper's, so a point cloud of
+#: identical values still gets a readable axis.
+FIT_MIN_SPAN = 0.05
 _HIST_BINS = 50
+
+
+# ----------------------------------------------------------------------------------- axes
+def _fit_axis(values: np.ndarray, paper: tuple[float, float]) -> tuple[float, float]:
+    # the report's page applies the same rule to filtered points (report.js, fitAxis)
+    lo, hi = float(values.min()), float(values.max())
+    span = max(hi - lo, FIT_MIN_SPAN * (paper[1] - paper[0]))
+    mid = (lo + hi) / 2.0
+    lo, hi = mid - span / 2.0, mid + span / 2.0
+    pad = FIT_MARGIN * span
+    # never wider than the paper's axes: those already show every possible value
+    return max(lo - pad, paper[0]), min(hi + pad, paper[1])
+
+
+def axis_limits(variability: Any, confidence: Any, axes: str = "fit",
+                ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The (x, y) limits of a data map: x = variability, y = confidence.
+
+    ``"paper"``: :data:`PAPER_LIMITS`, [0, 0.5] x [0, 1] with a 2.5 % margin, the same for
+    every run so maps can be compared. ``"fit"``: per axis, from the data's
+    ``[min, max]`` widened (about its middle) to a span of at least ``FIT_MIN_SPAN`` of the
+    paper's axis, plus ``FIT_MARGIN`` of the span on each side, and never beyond the paper's
+    limits.
+
+    Raises
+    ------
+    datacarto.errors.InputError
+        When ``axes`` is not one of :data:`AXES`.
+    """
+    if axes not in AXES:
+        raise InputError(f"axes must be one of {', '.join(repr(a) for a in AXES)}; got {axes!r}")
+    if axes == "paper":
+        return PAPER_LIMITS
+    var = np.asarray(variability, dtype=np.float64)
+    conf = np.asarray(confidence, dtype=np.float64)
+    if var.size == 0:
+        return PAPER_LIMITS
+    return _fit_axis(var, PAPER_LIMITS[0]), _fit_axis(conf, PAPER_LIMITS[1])
 
 
 # ----------------------------------------------------------------------------------- checks
@@ -150,14 +196,21 @@ def _marker_style(n: int, dense: bool) -> tuple[float, float]:
     return size, alpha
 
 
-def _draw_density(ax: Axes, var: np.ndarray, conf: np.ndarray) -> None:
+def _value_range(limits: tuple[float, float], high: float) -> tuple[float, float]:
+    """The part of the axis where values can lie, [0, high], within its limits: bins span it."""
+    return max(limits[0], 0.0), min(limits[1], high)
+
+
+def _draw_density(ax: Axes, var: np.ndarray, conf: np.ndarray,
+                  limits: tuple[tuple[float, float], tuple[float, float]]) -> None:
     from matplotlib.colors import ListedColormap, LogNorm
 
-    counts, _, _ = np.histogram2d(var, conf, bins=(150, 300), range=((0.0, 0.5), (0.0, 1.0)))
+    xr, yr = _value_range(limits[0], 0.5), _value_range(limits[1], 1.0)
+    counts, _, _ = np.histogram2d(var, conf, bins=(150, 300), range=(xr, yr))
     grid = np.ma.masked_equal(counts.T, 0)
     greys = np.linspace(0.93, 0.35, 256)  # light grey (1 example) -> dark grey (densest cell)
     cmap = ListedColormap(np.column_stack([greys, greys, greys, np.ones_like(greys)]))
-    ax.imshow(grid, origin="lower", extent=(0.0, 0.5, 0.0, 1.0), aspect="auto", cmap=cmap,
+    ax.imshow(grid, origin="lower", extent=(*xr, *yr), aspect="auto", cmap=cmap,
               norm=LogNorm(vmin=1.0, vmax=max(float(counts.max()), 2.0)),
               interpolation="nearest", rasterized=True, zorder=1.2)
 
@@ -174,11 +227,13 @@ def _draw_points(ax: Axes, var: np.ndarray, conf: np.ndarray, bins: np.ndarray,
 
 
 def _draw_marginals(ax_top: Axes, ax_right: Axes, var: np.ndarray, conf: np.ndarray,
-                    bins: np.ndarray, present: list[int]) -> None:
+                    bins: np.ndarray, present: list[int],
+                    limits: tuple[tuple[float, float], tuple[float, float]]) -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    x_edges = np.linspace(0.0, 0.5, _HIST_BINS + 1)
-    y_edges = np.linspace(0.0, 1.0, _HIST_BINS + 1)
+    # the bins span what the axes show, so a cloud in a corner still gets _HIST_BINS bins
+    x_edges = np.linspace(*_value_range(limits[0], 0.5), _HIST_BINS + 1)
+    y_edges = np.linspace(*_value_range(limits[1], 1.0), _HIST_BINS + 1)
     base_x = np.zeros(_HIST_BINS)
     base_y = np.zeros(_HIST_BINS)
     for b in present:  # stacked by correctness bin, low correctness at the bottom
@@ -211,36 +266,95 @@ def _draw_marginals(ax_top: Axes, ax_right: Axes, var: np.ndarray, conf: np.ndar
         a.set_facecolor("white")
 
 
-def _annotate_regions(ax: Axes, var: np.ndarray, conf: np.ndarray, regions: np.ndarray) -> None:
+#: Points sampled (evenly, deterministic) to count what a label box would cover.
+_COVER_SAMPLE = 20_000
+#: Candidate label centres per axis (a grid over the axes) besides the region's median.
+_GRID = 15
+
+
+def _renderer(fig: Figure) -> Any:
+    return fig.canvas.get_renderer()
+
+
+def _box_cover(pts: np.ndarray, centres: np.ndarray, w: float, h: float) -> np.ndarray:
+    """How many of ``pts`` (display coordinates) lie in a w x h box around each centre."""
+    inside_x = np.abs(pts[None, :, 0] - centres[:, None, 0]) <= w / 2
+    inside_y = np.abs(pts[None, :, 1] - centres[:, None, 1]) <= h / 2
+    return (inside_x & inside_y).sum(axis=1)
+
+
+def _overlap(centres: np.ndarray, w: float, h: float, boxes: list[Any]) -> np.ndarray:
+    hit = np.zeros(len(centres), dtype=bool)
+    for b in boxes:  # the boxes already placed, and the legend
+        hit |= ((np.abs(centres[:, 0] - (b.x0 + b.x1) / 2) < (w + b.width) / 2 + 2)
+                & (np.abs(centres[:, 1] - (b.y0 + b.y1) / 2) < (h + b.height) / 2 + 2))
+    return hit
+
+
+def _region_label(ax: Axes, text: str, median: tuple[float, float], spot: tuple[float, ...],
+                  leader: bool) -> Any:
+    """A region's label box centred on ``spot``; with ``leader``, a thin line to its median."""
+    arrow = {"arrowstyle": "-", "color": "0.35", "linewidth": 0.8, "shrinkA": 0,
+             "shrinkB": 2} if leader else None
+    return ax.annotate(text, xy=median, xytext=spot, ha="center", va="center", fontsize=10,
+                       color="0.1", zorder=6, linespacing=1.3, gid="datacarto-region",
+                       annotation_clip=False, arrowprops=arrow,
+                       bbox={"boxstyle": "round,pad=0.35", "facecolor": "white", "edgecolor": "0.35",
+                             "alpha": 0.88, "linewidth": 0.8})
+
+
+def _annotate_regions(ax: Axes, var: np.ndarray, conf: np.ndarray, regions: np.ndarray,
+                      obstacles: list[Any]) -> None:
+    """Label each region where its box covers the fewest points, near its median.
+
+    After the limits are set, each label is measured (display pixels); candidate centres are
+    its region's median and a grid over the axes. Among those overlapping no other label (nor
+    ``obstacles``, e.g. the legend) and covering at most ``min + max(2, 0.2 %)`` of the
+    sampled points, the one nearest the median wins; a label moved away from its region
+    gets a thin leader line to the median.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.get_figure()
+    renderer = _renderer(fig)
+    locator = ax.get_axes_locator()
+    if locator is not None:  # axes placed by a divider get their position at draw time
+        ax.apply_aspect(locator(ax, renderer))
     n = len(regions)
-    spots: list[list[float]] = []
-    texts: list[str] = []
+    step = max(1, n // _COVER_SAMPLE)
+    pts = ax.transData.transform(np.column_stack([var[::step], conf[::step]]))
+    frame = ax.get_window_extent(renderer)
+    placed: list[Any] = list(obstacles)
     for key, name in REGION_TITLES.items():
         sel = regions == key
         k = int(sel.sum())
         if k == 0:
             continue
-        x = float(np.median(var[sel]))
-        y = float(np.median(conf[sel]))
-        # Keep the label box inside the axes.
-        spots.append([min(max(x, 0.085), 0.415), min(max(y, 0.07), 0.93)])
-        texts.append(f"{name}\n{100.0 * k / n:.1f}% (n={k:,})")
-    # Nudge labels apart vertically when two medians nearly coincide (x scaled to [0, 1]).
-    for i in range(len(spots)):
-        for j in range(i):
-            dx = abs(spots[i][0] - spots[j][0]) / 0.5
-            dy = spots[i][1] - spots[j][1]
-            if dx < 0.3 and abs(dy) < 0.12:
-                step = 0.12 - abs(dy)
-                spots[i][1] += step if (dy >= 0 and spots[i][1] + step <= 0.93) else -step
-    for (x, y), text in zip(spots, texts):
-        ax.text(x, y, text, ha="center", va="center", fontsize=10, color="0.1", zorder=6,
-                linespacing=1.3, gid="datacarto-region",
-                bbox={"boxstyle": "round,pad=0.35", "facecolor": "white", "edgecolor": "0.35",
-                      "alpha": 0.88, "linewidth": 0.8})
+        median = (float(np.median(var[sel])), float(np.median(conf[sel])))
+        text = f"{name}\n{100.0 * k / n:.1f}% (n={k:,})"
+        probe = _region_label(ax, text, median, median, leader=False)
+        probe.update_bbox_position_size(renderer)
+        box = probe.get_bbox_patch().get_window_extent(renderer)
+        probe.remove()
+        w, h = box.width, box.height
+        home = ax.transData.transform(median)
+        xs = np.linspace(frame.x0 + w / 2 + 3, frame.x1 - w / 2 - 3, _GRID)
+        ys = np.linspace(frame.y0 + h / 2 + 3, frame.y1 - h / 2 - 3, _GRID)
+        inside = np.clip(home, [xs[0], ys[0]], [xs[-1], ys[-1]])
+        centres = np.vstack([inside[None, :], np.array(np.meshgrid(xs, ys)).reshape(2, -1).T])
+        cover = _box_cover(pts, centres, w, h).astype(np.float64)
+        cover[_overlap(centres, w, h, placed)] = np.inf
+        if not np.isfinite(cover).any():  # no free spot: accept overlaps, still cover few points
+            cover = _box_cover(pts, centres, w, h).astype(np.float64)
+        ok = cover <= cover.min() + max(2.0, 0.002 * len(pts))
+        dist = np.hypot(*(centres - home).T)
+        best = int(np.flatnonzero(ok)[np.argmin(dist[ok])])
+        spot = tuple(ax.transData.inverted().transform(centres[best]))
+        _region_label(ax, text, median, spot, leader=bool(dist[best] > max(w, h) / 2))
+        placed.append(Bbox.from_bounds(centres[best][0] - w / 2, centres[best][1] - h / 2, w, h))
 
 
-def _legend(ax: Axes, present: list[int], **kwargs: Any) -> None:
+def _legend(ax: Axes, present: list[int], **kwargs: Any) -> Any:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], linestyle="none", marker="o", markersize=7,
@@ -249,6 +363,7 @@ def _legend(ax: Axes, present: list[int], **kwargs: Any) -> None:
     leg = ax.legend(handles=handles, title="correctness", fontsize=9, title_fontsize=10,
                     framealpha=0.92, edgecolor="0.7", **kwargs)
     leg.set_zorder(7)
+    return leg
 
 
 def _save(fig: Figure, path: Path, fmt: str, dpi: float) -> None:
@@ -275,7 +390,7 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
                   regions: Any = None, out: str | os.PathLike[str] | None = None,
                   title: str | None = None, labels: Any = None, class_names: Any = None,
                   density_threshold: int = 20_000, ax: Axes | None = None,
-                  dpi: float = 150) -> Figure:
+                  dpi: float = 150, axes: str = "fit") -> Figure:
     """Draw a data map (Swayamdipta et al., 2020) and optionally save it.
 
     Parameters
@@ -288,8 +403,9 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
         Fraction of epochs in which the example was predicted correctly, in [0, 1].
     regions : array-like of str, shape (N,), optional
         ``'easy'``, ``'ambiguous'`` or ``'hard'`` per example. Each region present gets a
-        label at the median (variability, confidence) of its examples with its share and
-        count, e.g. ``"easy-to-learn\\n72.1% (n=7,210)"``.
+        label with its share and count, e.g. ``"easy-to-learn\\n72.1% (n=7,210)"``, placed
+        near the median (variability, confidence) of its examples where it covers the fewest
+        points (with a thin line to the median when it had to move away).
     out : str or os.PathLike, optional
         Where to save the figure. The format follows the extension: ``.png``, ``.svg`` or
         ``.pdf``. The file is written atomically (temp file in the same directory, then
@@ -311,6 +427,11 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
         that is independent of pyplot's global state (safe in threads and without a display).
     dpi : float, default 150
         Resolution of the figure and of the saved file (and of rasterized layers in SVG/PDF).
+    axes : {"fit", "paper"}, default "fit"
+        ``"fit"``: limits from the data with a small margin (:func:`axis_limits`), so a cloud
+        squeezed into a corner fills the map. ``"paper"``: the paper's fixed
+        [0, 0.5] x [0, 1], the same for every run, to compare maps side by side. The
+        histograms' bins span what the axes show.
 
     Returns
     -------
@@ -323,7 +444,8 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
         When the arrays differ in length, are not 1-D, are empty, hold non-finite or
         out-of-range values (the message names the parameter, the first bad index and its
         value, e.g. ``"variability[17] = 0.73 is outside [0, 0.5]"``), when ``regions`` holds
-        an unknown name, or when ``out`` has an unsupported extension.
+        an unknown name, when ``out`` has an unsupported extension, or when ``axes`` is not
+        ``"fit"`` or ``"paper"``.
 
     Notes
     -----
@@ -340,7 +462,8 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
       cell on a log scale; it shows where the mass is when points overlap.
     * **top / right histograms**: counts of examples per variability / confidence bin
       (not densities), stacked by correctness bin with the same colours.
-    * **region labels**: placed at the median point of each region's examples.
+    * **region labels**: near the median point of each region's examples, where the label
+      box covers the fewest points.
     """
     conf = _check_unit(confidence, "confidence", 1.0)
     var = _check_unit(variability, "variability", 0.5)
@@ -361,6 +484,7 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
             or not np.isfinite(dpi) or dpi <= 0:
         raise InputError(f"dpi must be a positive number; got {dpi!r}")
     target = _check_out(out)
+    limits = axis_limits(var, conf, axes)
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -403,20 +527,21 @@ def plot_data_map(confidence: Any, variability: Any, correctness: Any, /, *,
     main.plot(np.sqrt(c_grid * (1.0 - c_grid)), c_grid, color="0.55", linewidth=0.9,
               linestyle=(0, (4, 3)), alpha=0.7, zorder=1.1)
     if dense:
-        _draw_density(main, var, conf)
+        _draw_density(main, var, conf, limits)
     size, alpha = _marker_style(n, dense)
     _draw_points(main, var, conf, bins, present, size, alpha, rasterize=dense)
-    if reg is not None:
-        _annotate_regions(main, var, conf, reg)
-    main.set_xlim(*_XLIM)
-    main.set_ylim(*_YLIM)
+    main.set_xlim(*limits[0])
+    main.set_ylim(*limits[1])
     main.set_xlabel("variability", fontsize=12)
     main.set_ylabel("confidence", fontsize=12)
-    _draw_marginals(top, right, var, conf, bins, present)
+    _draw_marginals(top, right, var, conf, bins, present, limits)
     if corner is not None:
-        _legend(corner, present, loc="center")
+        legend = _legend(corner, present, loc="center")
     else:
-        _legend(main, present, loc="lower right")
+        legend = _legend(main, present, loc="lower right")
+    if reg is not None:  # last: the labels avoid the points and the legend as drawn
+        in_main = [legend.get_window_extent(_renderer(fig))] if corner is None else []
+        _annotate_regions(main, var, conf, reg, in_main)
 
     if target is not None:
         _save(fig, target[0], target[1], dpi)

@@ -11,6 +11,13 @@ map shows the density of all examples (a log-count heatmap computed in the page 
 quantized coordinates, so it follows the filters) plus a hover layer of ``sample_size``
 points: the top suspects by score and a seeded random sample of the rest; the page says so.
 
+The map opens with axes that fit the data (``axes="fit"``) or the paper's fixed
+[0, 0.5] x [0, 1] (``axes="paper"``), see :func:`datacarto.plot.datamap.axis_limits`; plotly's
+zoom (drag a box, scroll) works, and buttons switch to "fit to data" (the examples matching
+the filters), "paper axes", or back ("reset"). For image data, the hover tooltip and the
+detail panel show each example's picture (``images``, at most ``max_images`` of them: the
+highest-scoring hover points).
+
 Safety: the data travel as JSON inside ``<script type="application/json">`` with ``<``, ``>``
 and ``&`` written as ``\\u003c`` etc., so no text can close the element; the page's script
 sets dataset text only through ``textContent``, and the page's Content-Security-Policy
@@ -24,7 +31,7 @@ import html
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,12 +44,13 @@ from .._version import __version__
 from ..errors import InputError, SchemaError
 from ..evidence import evidence_texts
 from ..label_errors import notes as label_error_notes
-from ..plot.datamap import CORRECTNESS_COLORS, CORRECTNESS_EDGES, REGION_TITLES
+from ..plot.datamap import (AXES, CORRECTNESS_COLORS, CORRECTNESS_EDGES, FIT_MARGIN, FIT_MIN_SPAN,
+                            PAPER_LIMITS, REGION_TITLES, axis_limits)
 from ..regions import REGIONS
 from ..store import atomic_write_text
 
-__all__ = ["DEFAULT_MAX_POINTS", "DEFAULT_SAMPLE_SIZE", "REQUIRED_COLUMNS", "build_report",
-           "write_report"]
+__all__ = ["DEFAULT_MAX_IMAGES", "DEFAULT_MAX_POINTS", "DEFAULT_SAMPLE_SIZE", "REQUIRED_COLUMNS",
+           "build_report", "write_report"]
 
 #: Above this many examples the map switches to density + a sampled hover layer.
 DEFAULT_MAX_POINTS = 100_000
@@ -50,6 +58,8 @@ DEFAULT_MAX_POINTS = 100_000
 DEFAULT_SAMPLE_SIZE = 30_000
 #: Hover and table text is cut to this many characters (the file holds no more).
 DEFAULT_TEXT_CHARS = 240
+#: Pictures embedded at most (about 1 kB each for a 28 x 28 image).
+DEFAULT_MAX_IMAGES = 5_000
 REQUIRED_COLUMNS = ("id", "label", "confidence", "variability", "correctness", "region",
                     "label_error_score", "suggested_label", "is_label_error")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
@@ -125,7 +135,9 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
                  texts: Sequence[str | None] | None = None, title: str = "datacarto report",
                  epochs: int | None = None, max_points: int = DEFAULT_MAX_POINTS,
                  sample_size: int = DEFAULT_SAMPLE_SIZE, text_chars: int = DEFAULT_TEXT_CHARS,
-                 seed: int = 0) -> str:
+                 seed: int = 0, axes: str = "fit",
+                 images: Callable[[Sequence[int]], Sequence[str | None]] | None = None,
+                 max_images: int = DEFAULT_MAX_IMAGES) -> str:
     """The report page for one run's metrics, as an HTML string.
 
     Parameters
@@ -146,6 +158,13 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         Points in the hover layer of the density mode (at most half of them suspects).
     seed : int
         Seed of the hover sample.
+    axes : {"fit", "paper"}
+        The map's first view: limits that fit the data, or the paper's fixed axes.
+    images : callable, optional
+        For image data: called once with the ``metrics`` row numbers that get a picture, returns
+        a ``data:`` URI (or ``None``) for each, e.g. from :class:`datacarto.thumbnails.ImageSource`.
+    max_images : int
+        At most this many pictures: the hover points with the highest ``label_error_score``.
 
     Returns
     -------
@@ -162,8 +181,10 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
     """
     plotly_offline = require("plotly.offline", extra="report", feature="datacarto report")
     _check_metrics(metrics, classes)
+    if axes not in AXES:
+        raise InputError(f"build_report: axes must be one of {', '.join(AXES)}; got {axes!r}.")
     for name, value in (("max_points", max_points), ("sample_size", sample_size),
-                        ("text_chars", text_chars)):
+                        ("text_chars", text_chars), ("max_images", max_images)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise InputError(f"build_report: {name} must be a positive integer; got {value!r}.")
     n = len(metrics)
@@ -198,7 +219,21 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         # why a suspect is flagged (datacarto run's evidence.parquet); None for other points
         "reason": None if reason is None else [reason[i] or None for i in hover.tolist()],
         "evidence": None if evidence is None else [evidence[i] or None for i in hover.tolist()],
+        "image": None,
     }
+    n_images = 0
+    if images is not None:
+        # the highest-scoring hover points get pictures (ties: metrics order)
+        chosen = np.argsort(-score[hover], kind="stable")[:max_images]
+        uris = list(images(hover[chosen].tolist()))
+        if len(uris) != len(chosen):
+            raise InputError(f"build_report: images returned {len(uris)} pictures for "
+                             f"{len(chosen)} rows.")
+        column: list[str | None] = [None] * len(hover)
+        for k, uri in zip(chosen.tolist(), uris):
+            column[k] = uri
+        n_images = sum(u is not None for u in column)
+        points["image"] = column if n_images else None
     full = None
     if dense:
         bins = np.clip(np.searchsorted(CORRECTNESS_EDGES, corr, side="right") - 1, 0,
@@ -225,6 +260,11 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         "duplicates_total": 0 if reason is None else int(((reason != "") & ~flag).sum()),
         # fit check, epoch window, calibration: the same lines `datacarto flag` prints
         "notes": label_error_notes(metrics.attrs.get("label_errors") or {}),
+        "images": {"shown": n_images, "capped": images is not None and len(hover) > max_images},
+        # the first view, and the rule of "fit to data" for the page's own fits
+        "axes": {"initial": axes, "limits": [list(v) for v in axis_limits(var, conf, axes)],
+                 "paper": [list(v) for v in PAPER_LIMITS], "margin": FIT_MARGIN,
+                 "min_span": FIT_MIN_SPAN},
     }
     parts = {"TITLE": html.escape(title), "VERSION": html.escape(__version__),
              "CSS": _asset("report.css"), "JS": _asset("report.js"),

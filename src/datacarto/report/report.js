@@ -5,6 +5,7 @@
  * of suspects. Dataset text is untrusted: it only ever reaches the page through textContent,
  * and plotly is given no dataset text at all (the points have hoverinfo "none"; the tooltip
  * is our own element). Class names do reach plotly (legend entries), so they are escaped.
+ * Pictures of image examples are data: URIs made by datacarto, set as an <img> src only.
  */
 (function () {
   "use strict";
@@ -22,6 +23,10 @@
     "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#9ecae1", "#fdae6b", "#a1d99b", "#bbbbbb"];
   var state = { colour: "correctness", cls: -1, region: -1, flaggedOnly: false, selected: -1 };
   var traceIndex = [];   // per plotly trace: point indices (into P) it shows, or null
+  // histogram bins span the first view (clipped to the possible values), so a cloud that fills
+  // a corner still gets HIST_BINS bins across it
+  var HX = [Math.max(0, D.axes.limits[0][0]), Math.min(0.5, D.axes.limits[0][1])];
+  var HY = [Math.max(0, D.axes.limits[1][0]), Math.min(1, D.axes.limits[1][1])];
 
   // ------------------------------------------------------------------ helpers
   function el(tag, text, cls) {
@@ -97,6 +102,11 @@
   }
 
   // --------------------------------------------------------------- traces
+  function histBin(v, range) {
+    var k = Math.floor((v - range[0]) / (range[1] - range[0]) * HIST_BINS);
+    return Math.max(0, Math.min(HIST_BINS - 1, k));
+  }
+
   function buildTraces() {
     var g = groups(), ng = g.names.length, traces = [], i, b;
     traceIndex = [];
@@ -109,8 +119,7 @@
       total++;
       var grp = g.of(A, i);
       groupTotal[grp] += 1;
-      var bx = Math.min(HIST_BINS - 1, Math.floor(A.x[i] / 0.5 * HIST_BINS));
-      var by = Math.min(HIST_BINS - 1, Math.floor(A.y[i] * HIST_BINS));
+      var bx = histBin(A.x[i], HX), by = histBin(A.y[i], HY);
       hx[grp][bx] += 1; hy[grp][by] += 1;
       if (dens) {
         var dx = Math.min(DENSITY_BINS[0] - 1, Math.floor(A.x[i] / 0.5 * DENSITY_BINS[0]));
@@ -158,13 +167,16 @@
     });
     // marginal histograms (counts), stacked by the same groups
     var cx = [], cy = [];
-    for (b = 0; b < HIST_BINS; b++) { cx.push((b + 0.5) / HIST_BINS * 0.5); cy.push((b + 0.5) / HIST_BINS); }
+    for (b = 0; b < HIST_BINS; b++) {
+      cx.push(HX[0] + (b + 0.5) / HIST_BINS * (HX[1] - HX[0]));
+      cy.push(HY[0] + (b + 0.5) / HIST_BINS * (HY[1] - HY[0]));
+    }
     for (b = 0; b < ng; b++) {
-      traces.push({ type: "bar", x: cx, y: Array.from(hx[b]), xaxis: "x", yaxis: "y2",
+      traces.push({ type: "bar", x: cx, y: Array.from(hx[b]), xaxis: "x", yaxis: "y2", width: (HX[1] - HX[0]) / HIST_BINS,
                     marker: { color: g.colors[b] }, showlegend: false, name: esc(g.names[b]),
                     hovertemplate: "variability %{x:.3f}: %{y} examples<extra></extra>" });
       traceIndex.push(null);
-      traces.push({ type: "bar", orientation: "h", x: Array.from(hy[b]), y: cy, xaxis: "x2", yaxis: "y",
+      traces.push({ type: "bar", orientation: "h", x: Array.from(hy[b]), y: cy, xaxis: "x2", yaxis: "y", width: (HY[1] - HY[0]) / HIST_BINS,
                     marker: { color: g.colors[b] }, showlegend: false, name: esc(g.names[b]),
                     hovertemplate: "confidence %{y:.3f}: %{x} examples<extra></extra>" });
       traceIndex.push(null);
@@ -182,8 +194,8 @@
     margin: { l: 60, r: 10, t: 10, b: 90 }, hovermode: "closest", barmode: "stack", bargap: 0,
     dragmode: "zoom", uirevision: "keep",
     legend: { orientation: "h", y: -0.11, yanchor: "top", x: 0 },
-    xaxis: { domain: [0, 0.82], range: [-0.0125, 0.5125], title: { text: "variability" }, zeroline: false },
-    yaxis: { domain: [0, 0.82], range: [-0.025, 1.025], title: { text: "confidence" }, zeroline: false },
+    xaxis: { domain: [0, 0.82], range: D.axes.limits[0].slice(), title: { text: "variability" }, zeroline: false },
+    yaxis: { domain: [0, 0.82], range: D.axes.limits[1].slice(), title: { text: "confidence" }, zeroline: false },
     yaxis2: { domain: [0.85, 1], anchor: "x", title: { text: "count" }, rangemode: "tozero" },
     xaxis2: { domain: [0.85, 1], anchor: "y", title: { text: "count" }, rangemode: "tozero" }
   };
@@ -218,9 +230,17 @@
   }
   function renderExample(container, i, withText) {
     container.textContent = "";
+    var picture = P.image ? P.image[i] : null;
+    if (picture) {
+      var img = el("img", null, "dc-picture");
+      img.src = picture;
+      img.alt = "example " + P.id[i];
+      container.appendChild(img);
+    }
     if (withText) {
       var t = P.text ? P.text[i] : null;
-      container.appendChild(el("p", t === null || t === undefined ? "(no text)" : t, "dc-text"));
+      if (t !== null && t !== undefined) container.appendChild(el("p", t, "dc-text"));
+      else if (!picture) container.appendChild(el("p", "(no text)", "dc-text"));
     }
     var dl = el("dl", null, "dc-fields");
     fields(i).forEach(function (kv) { dl.appendChild(el("dt", kv[0])); dl.appendChild(el("dd", kv[1])); });
@@ -278,6 +298,38 @@
   ["dc-colour", "dc-class", "dc-region", "dc-flagged"].forEach(function (id) {
     document.getElementById(id).addEventListener("change", onControl);
   });
+
+  // ------------------------------------------------------------ view (zoom)
+  // "fit to data": the rule of datacarto.plot.datamap.axis_limits, with its constants from D
+  function fitAxis(lo, hi, paper) {
+    var span = Math.max(hi - lo, D.axes.min_span * (paper[1] - paper[0])), mid = (lo + hi) / 2;
+    var pad = D.axes.margin * span;
+    return [Math.max(mid - span / 2 - pad, paper[0]), Math.min(mid + span / 2 + pad, paper[1])];
+  }
+  function matchingLimits() {
+    var x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (var i = 0; i < A.n; i++) {
+      if (!keep(A, i)) continue;
+      if (A.x[i] < x0) x0 = A.x[i];
+      if (A.x[i] > x1) x1 = A.x[i];
+      if (A.y[i] < y0) y0 = A.y[i];
+      if (A.y[i] > y1) y1 = A.y[i];
+    }
+    if (x0 > x1) return null;  // nothing matches the filters
+    return [fitAxis(x0, x1, D.axes.paper[0]), fitAxis(y0, y1, D.axes.paper[1])];
+  }
+  function setView(name) {
+    var lim = name === "fit" ? matchingLimits() : name === "paper" ? D.axes.paper : D.axes.limits;
+    if (!lim) return Promise.resolve();
+    // keep the layout in step, so that redraws after a filter keep this view
+    layout.xaxis.range = lim[0].slice();
+    layout.yaxis.range = lim[1].slice();
+    return Plotly.relayout(gd, { "xaxis.range": lim[0].slice(), "yaxis.range": lim[1].slice() })
+      .then(function () { document.body.setAttribute("data-view", name); });
+  }
+  document.getElementById("dc-fit").addEventListener("click", function () { setView("fit"); });
+  document.getElementById("dc-paper").addEventListener("click", function () { setView("paper"); });
+  document.getElementById("dc-reset").addEventListener("click", function () { setView("reset"); });
 
   // ------------------------------------------------------------ summary
   (function () {
@@ -399,6 +451,12 @@
       " points: the top " + D.sample.suspects.toLocaleString("en") + " suspects by score and a random " +
       (nPts - D.sample.suspects).toLocaleString("en") + " of the rest (seed " + D.sample.seed + ").";
   }
+  if (D.images.capped) {
+    var pics = document.getElementById("dc-images");
+    pics.hidden = false;
+    pics.textContent = "Pictures are embedded for the " + D.images.shown.toLocaleString("en") +
+      " highest-scoring examples of the map; the others show their metrics only.";
+  }
   if (D.notes && D.notes.length) {
     // how the flags were made (fit check first): plain text, never markup
     var notes = document.getElementById("dc-notes");
@@ -423,7 +481,7 @@
       var fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis, box = gd.getBoundingClientRect();
       return { x: box.left + xa._offset + xa.l2p(P.x[i]), y: box.top + ya._offset + ya.l2p(P.y[i]) };
     },
-    select: select, renderMs: null, lastDrawMs: null
+    select: select, setView: setView, renderMs: null, lastDrawMs: null
   };
   renderTable();
   draw().then(function () {

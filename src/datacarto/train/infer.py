@@ -27,7 +27,7 @@ import pandas as pd
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .pipeline import RunOptions
+    from .preparation import RunOptions
 
 LABEL_NAMES = ("label", "labels", "class", "target", "y", "category", "sentiment",
                "gold_label", "gold", "annotation", "tag", "intent")
@@ -59,7 +59,7 @@ def infer_columns(frame: pd.DataFrame, options: RunOptions, *,
 
     Examples
     --------
-    >>> from datacarto.train.pipeline import RunOptions
+    >>> from datacarto.train.preparation import RunOptions
     >>> f = pd.DataFrame({"id": [1, 2], "review": ["a fine long film", "not good at all"],
     ...                   "label": ["pos", "neg"]})
     >>> opts, notes = infer_columns(f, RunOptions(label_column=None))

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..probability import log_softmax
+
 BatchCallback = Callable[[np.ndarray, np.ndarray], None]
 
 
@@ -33,18 +35,6 @@ class EpochModel(Protocol):
                   on_batch: BatchCallback | None = None) -> None: ...
 
     def logits(self, rows: np.ndarray) -> np.ndarray: ...
-
-
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise ``z - logsumexp(z)``, stable for large logits.
-
-    Examples
-    --------
-    >>> np.exp(log_softmax(np.array([[0.0, 0.0]]))).tolist()
-    [[0.5, 0.5]]
-    """
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def softmax_xent_grad(z: np.ndarray, y: np.ndarray) -> np.ndarray:

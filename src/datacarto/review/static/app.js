@@ -3,11 +3,17 @@
  * Talks to the local review server (JSON API, see datacarto/review/server.py). Dataset text is
  * untrusted: it is only ever placed in the page with textContent, never as HTML. State-changing
  * requests carry the per-session token from <meta name="dc-token">.
+ *
+ * Keys and clicks are jobs in one queue, run strictly in order: a decision is posted only after
+ * the previous one was saved and the next example shown, so fast typing loses nothing. The
+ * header shows how many decisions are still saving; a failed save stops the queue and says how
+ * many later keys it did not apply.
  */
 (function () {
   "use strict";
   var token = document.querySelector('meta[name="dc-token"]').getAttribute("content");
-  var S = { state: null, queue: [], map: null, pos: 0, current: null, busy: false };
+  var S = { state: null, queue: [], map: null, pos: 0, current: null, ready: false };
+  var Q = { jobs: [], running: false };  // keys and clicks waiting, in order; jobs[0] runs
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, text, cls) {
@@ -77,7 +83,18 @@
     document.body.setAttribute("data-current-id", ex.id);
     $("position").textContent = "Suspect " + (S.pos + 1) + " of " + S.queue.length;
     var text = $("text");
-    text.textContent = ex.text === null ? "(no text: start the review with --data and --text-column)" : ex.text;
+    text.textContent = ex.text === null ? (ex.image ? "" : "(no text: start the review with --data and --text-column)")
+      : ex.text;
+    text.hidden = ex.text === null && !!ex.image;
+    var pic = $("picture");
+    pic.textContent = "";  // an <img> only for examples that have a picture
+    pic.hidden = !ex.image;
+    if (ex.image) {
+      var img = el("img");
+      img.src = ex.image;
+      img.alt = "the picture of example " + ex.id;
+      pic.appendChild(img);
+    }
     var dl = $("fields");
     dl.textContent = "";
     [["id", ex.id], ["given label", ex.given], ["suggested label", ex.suggested],
@@ -100,6 +117,12 @@
     nb.textContent = "";
     ex.neighbours.forEach(function (n) {
       var li = el("li");
+      if (n.image) {
+        var img = el("img", null, "thumb");
+        img.src = n.image;
+        img.alt = "example " + n.id;
+        li.appendChild(img);
+      }
       li.appendChild(el("b", n.given));
       li.appendChild(document.createTextNode(
         " (id " + n.id + (n.flagged ? ", suspect" : "") + "): " + (n.text === null ? "" : n.text)));
@@ -115,8 +138,10 @@
     c.width = w * ratio; c.height = h * ratio;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, w, h);
-    function X(v) { return pad + v / 0.5 * (w - pad - 8); }
-    function Y(v) { return h - pad - v * (h - pad - 8); }
+    // axes that fit the data (the server's limits), so a cloud in a corner fills the map
+    var lim = S.map && S.map.limits ? S.map.limits : [[0, 0.5], [0, 1]];
+    function X(v) { return pad + (v - lim[0][0]) / (lim[0][1] - lim[0][0]) * (w - pad - 8); }
+    function Y(v) { return h - pad - (v - lim[1][0]) / (lim[1][1] - lim[1][0]) * (h - pad - 8); }
     ctx.strokeStyle = "#ccc"; ctx.strokeRect(pad, 8, w - pad - 8, h - pad - 8);
     ctx.fillStyle = "#666"; ctx.font = "11px sans-serif";
     ctx.fillText("variability", w / 2 - 25, h - 8);
@@ -137,21 +162,20 @@
   }
 
   // ------------------------------------------------------------------ actions
-  function show(pos) {
+  function load(pos) {
     if (!S.queue.length) return Promise.resolve();
     S.pos = (pos + S.queue.length) % S.queue.length;
     var id = S.queue[S.pos].id;
-    return api("/api/example?id=" + encodeURIComponent(id)).then(renderExample)
-      .catch(function (err) { message("Could not load example " + id + ": " + err.message, true); });
+    return api("/api/example?id=" + encodeURIComponent(id)).then(renderExample, function (err) {
+      throw new Error("could not load example " + id + ": " + err.message);
+    });
   }
 
-  function decide(action, label) {
-    if (S.busy || !S.current) return;
-    S.busy = true;
-    document.body.setAttribute("data-busy", "1");
-    var body = { id: S.current.id, action: action };
-    if (label !== undefined) body.label = label;
-    post("/api/decide", body).then(function (res) {
+  function saveDecision(job) {
+    if (!S.current) return Promise.resolve();
+    var body = { id: S.current.id, action: job.action };
+    if (job.label !== undefined) body.label = job.label;
+    return post("/api/decide", body).then(function (res) {
       var item = S.queue[S.pos];
       if (item && item.id === res.id) item.decision = res.decision;
       S.state.decided = res.decided;
@@ -159,28 +183,63 @@
       message("Saved: " + res.id + " " + describe(res.decision) + ".");
       if (res.next === null) {
         message("Saved. All " + S.queue.length + " suspects are decided: export the corrected dataset when ready.");
-        return show(S.pos);
+        return load(S.pos);
       }
-      return show(res.next);
-    }).catch(function (err) {
-      message("Not saved: " + err.message, true);
-    }).then(function () {
-      S.busy = false;
-      document.body.setAttribute("data-busy", "0");
-    });
+      return load(res.next);
+    }, function (err) { throw new Error("not saved: " + err.message); });
   }
 
   function exportData() {
-    if (S.busy) return;
-    S.busy = true;
     message("Exporting\u2026");
-    post("/api/export", {}).then(function (res) {
+    return post("/api/export", {}).then(function (res) {
       message("Export done: " + res.summary + ".");
       document.body.setAttribute("data-exported", res.path);
-    }).catch(function (err) {
-      message("Export failed: " + err.message, true);
-    }).then(function () { S.busy = false; });
+    }, function (err) { throw new Error("export failed: " + err.message); });
   }
+
+  var RUN = {
+    decide: saveDecision,
+    move: function (job) { return load(S.pos + job.step); },
+    go: function (job) { return load(job.pos); },
+    export: exportData
+  };
+
+  function pendingDecisions() {
+    return Q.jobs.filter(function (j) { return j.kind === "decide"; }).length;
+  }
+  function renderPending() {
+    var n = pendingDecisions();
+    $("pending").textContent = n ? n + (n === 1 ? " decision" : " decisions") + " saving\u2026" : "";
+    document.body.setAttribute("data-pending", String(n));
+    document.body.setAttribute("data-busy", Q.jobs.length ? "1" : "0");
+  }
+  function enqueue(job) {
+    Q.jobs.push(job);
+    renderPending();
+    pump();
+  }
+  function pump() {
+    if (Q.running || !Q.jobs.length || !S.ready) return;
+    Q.running = true;
+    RUN[Q.jobs[0].kind](Q.jobs[0]).then(function () {
+      Q.jobs.shift();
+      Q.running = false;
+      renderPending();
+      pump();
+    }, function (err) {
+      // stop: never apply later keys to an example the user did not see
+      var left = Q.jobs.length - 1;
+      Q.jobs = [];
+      Q.running = false;
+      renderPending();
+      var text = err.message.charAt(0).toUpperCase() + err.message.slice(1).replace(/\.$/, "");
+      message(text + (left ? "; stopped, " + left + (left === 1 ? " later key was" : " later keys were") +
+                      " not applied" : "") + ".", true);
+    });
+  }
+  function decide(action, label) { enqueue({ kind: "decide", action: action, label: label }); }
+  function show(pos) { enqueue({ kind: "go", pos: pos }); }
+  function move(step) { enqueue({ kind: "move", step: step }); }
 
   function buildLabelControls(classes) {
     var box = $("label-buttons");
@@ -210,9 +269,9 @@
     if (k === "a") decide("accept");
     else if (k === "k") decide("keep");
     else if (k === "x" || k === "d") decide("drop");
-    else if (k === "n" || k === "ArrowRight") show(S.pos + 1);
-    else if (k === "p" || k === "ArrowLeft") show(S.pos - 1);
-    else if (k === "e") exportData();
+    else if (k === "n" || k === "ArrowRight") move(1);
+    else if (k === "p" || k === "ArrowLeft") move(-1);
+    else if (k === "e") enqueue({ kind: "export" });
     else if (k === "l" && !$("label-select").hidden) decide("relabel", $("label-select").value);
     else if (/^[1-9]$/.test(k) && parseInt(k, 10) <= Math.min(9, classes.length)) decide("relabel", classes[parseInt(k, 10) - 1]);
     else return;
@@ -221,9 +280,10 @@
   $("accept").addEventListener("click", function () { decide("accept"); });
   $("keep").addEventListener("click", function () { decide("keep"); });
   $("drop").addEventListener("click", function () { decide("drop"); });
-  $("prev").addEventListener("click", function () { show(S.pos - 1); });
-  $("next").addEventListener("click", function () { show(S.pos + 1); });
-  $("export").addEventListener("click", exportData);
+  $("prev").addEventListener("click", function () { move(-1); });
+  $("next").addEventListener("click", function () { move(1); });
+  $("export").addEventListener("click", function () { enqueue({ kind: "export" }); });
+  renderPending();
 
   // ------------------------------------------------------------------ start
   Promise.all([api("/api/state"), api("/api/queue"), api("/api/map")]).then(function (r) {
@@ -242,14 +302,16 @@
     }
     if (!S.queue.length) {
       $("empty").hidden = false;
-      document.body.setAttribute("data-ready", "1");
       return null;
     }
     $("example").hidden = false;
     // resume where the user left off: the first suspect without a decision
-    return show(S.state.next === null ? 0 : S.state.next).then(function () {
+    return load(S.state.next === null ? 0 : S.state.next).then(function () {
       if (S.state.next === null) message("All suspects are decided; you can revise any of them or export.");
-      document.body.setAttribute("data-ready", "1");
     });
+  }).then(function () {
+    S.ready = true;
+    document.body.setAttribute("data-ready", "1");
+    pump();  // keys pressed while the page was loading
   }).catch(function (err) { message("Could not start: " + err.message, true); });
 })();

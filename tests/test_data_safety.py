@@ -1,7 +1,16 @@
-"""One reproduction per numbered item of issue #12 ("Never lose or alter a user's data").
+"""datacarto never loses or alters a user's data.
 
-The fuzz suite (tests/test_fuzz_inputs.py) covers the classes of defect; these pin the exact
-reports: every test failed (or lost data) before the fix.
+- ``run --out`` never clears a directory that holds the input or files datacarto did not write;
+- ``-o`` never names the input data file or a file inside the run;
+- exports and selections keep every byte they do not change (line endings, quoting,
+  zero-padded ids, number formats; CSV, TSV, JSON Lines, Parquet);
+- decisions never land on the wrong rows: a reordered or different data file is refused;
+- bad run metadata, truncated compressed files, nonsense labels and values beyond float32 are
+  one-line errors naming the file, row or field, never a traceback or a silently wrong result;
+- interrupted writes leave no orphans, disk errors name the file, an incomplete run says so.
+
+The fuzz suite (tests/test_fuzz_inputs.py) covers whole classes of bad input; these tests pin
+concrete cases, each of which once lost or altered data.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +33,8 @@ import datacarto
 from datacarto.cli import main
 from datacarto.errors import InputError
 
+from builders import assert_cli_error, run_cli, write_allenai
+
 N = 60
 
 
@@ -30,18 +42,9 @@ def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_refused(capsys, argv, match: str) -> str:
-    code, out, err = cli(capsys, *argv)
-    assert code == 2, (out, err)
-    assert err.startswith("datacarto: error: ") and err.count("\n") == 1, err
-    assert match in err, err
-    return err
+def assert_refused(capsys, argv, text: str) -> str:
+    """A one-line ``datacarto: error:`` containing ``text`` (taken literally), exit code 2."""
+    return assert_cli_error(capsys, argv, re.escape(text))
 
 
 def user_csv(path: Path, *, crlf: bool = False) -> Path:
@@ -76,8 +79,8 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# ------------------------------------------------------------------ 1. run --out eats the input
-def test_1_run_out_never_clears_a_directory_holding_the_input(ws: Path, capsys) -> None:
+# ------------------------------------------------------------- run --out never clears the input
+def test_run_out_never_clears_a_directory_holding_the_input(ws: Path, capsys) -> None:
     mydata = ws / "mydata"
     mydata.mkdir()
     shutil.copy(ws / "train.csv", mydata / "data.csv")  # a name datacarto writes itself
@@ -90,7 +93,7 @@ def test_1_run_out_never_clears_a_directory_holding_the_input(ws: Path, capsys) 
     assert sha(mydata / "data.csv") == before and sorted(os.listdir(mydata)) == ["data.csv"]
 
 
-def test_1_run_out_refuses_lookalike_folders_and_keeps_user_files_in_its_own(ws: Path, capsys) -> None:
+def test_run_out_refuses_lookalike_folders_and_keeps_user_files_in_its_own(ws: Path, capsys) -> None:
     look = ws / "look"
     (look / "epochs").mkdir(parents=True)
     (look / "seed-0").mkdir()
@@ -109,7 +112,7 @@ def test_1_run_out_refuses_lookalike_folders_and_keeps_user_files_in_its_own(ws:
     assert datacarto.load(ws / "run").epochs == [1, 2, 3]
 
 
-# ------------------------------------------------------------ 2. -o names the input or the run
+# --------------------------------------------------------- -o never names the input or the run
 @pytest.mark.parametrize("argv, match", [
     (["select", "run", "--region", "ambiguous", "--fraction", "0.33", "--data", "train.csv", "-o",
       "train.csv"], "input data file"),
@@ -121,7 +124,7 @@ def test_1_run_out_refuses_lookalike_folders_and_keeps_user_files_in_its_own(ws:
     (["review", "run", "--export", "hard.csv"], "input data file"),
     (["select", "run", "--region", "easy", "--count", "3", "-o", "run/run.json"], "file of the run"),
 ], ids=["select", "flag", "report", "metrics-shard", "dotdot", "hardlink", "select-run-json"])
-def test_2_outputs_never_overwrite_the_input_or_the_run(ws: Path, capsys, argv, match) -> None:
+def test_outputs_never_overwrite_the_input_or_the_run(ws: Path, capsys, argv, match) -> None:
     (ws / "sub").mkdir()
     os.link(ws / "train.csv", ws / "hard.csv")
     before = {p: sha(p) for p in [ws / "train.csv", *sorted((ws / "run").rglob("*.parquet")),
@@ -130,22 +133,22 @@ def test_2_outputs_never_overwrite_the_input_or_the_run(ws: Path, capsys, argv, 
     assert {p: sha(p) for p in before} == before
 
 
-# ------------------------------------------------------------------- 3. untouched bytes kept
+# ---------------------------------------------------------------------- untouched bytes kept
 @pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
-def test_3_zero_decision_export_and_full_select_are_byte_identical(tmp_path, monkeypatch, capsys,
+def test_zero_decision_export_and_full_select_are_byte_identical(tmp_path, monkeypatch, capsys,
                                                                    crlf) -> None:
     monkeypatch.chdir(tmp_path)
     user_csv(tmp_path / "d.csv", crlf=crlf)
     for ids in ([], ["--id-column", "id"]):
         run = run_on(Path("d.csv"), Path(f"r{len(ids)}"), *ids)
-        assert cli(capsys, "review", run, "--data", "d.csv", *ids, "--export", "fixed.csv")[0] == 0
+        assert run_cli(capsys, "review", run, "--data", "d.csv", *ids, "--export", "fixed.csv")[0] == 0
         assert (tmp_path / "fixed.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
-        assert cli(capsys, "select", run, "--by", "confidence", "--fraction", "1", "--data", "d.csv",
+        assert run_cli(capsys, "select", run, "--by", "confidence", "--fraction", "1", "--data", "d.csv",
                    *ids, "-o", "all.csv")[0] == 0
         assert (tmp_path / "all.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
 
 
-def test_3_a_decision_changes_only_its_cell(ws: Path, capsys) -> None:
+def test_a_decision_changes_only_its_cell(ws: Path, capsys) -> None:
     run = datacarto.load(ws / "run")
     metrics = run.metrics()
     from datacarto.review.decisions import DecisionLog
@@ -155,7 +158,7 @@ def test_3_a_decision_changes_only_its_cell(ws: Path, capsys) -> None:
     log.append(id=ids[2], old_label="x", action="relabel", new_label="pos" if
                metrics["label_name"].iloc[2] == "neg" else "neg")
     log.append(id=ids[5], old_label="x", action="drop", new_label=None)
-    assert cli(capsys, "review", "run", "--export", "fixed.csv")[0] == 0
+    assert run_cli(capsys, "review", "run", "--export", "fixed.csv")[0] == 0
     before = (ws / "train.csv").read_text().splitlines()
     after = (ws / "fixed.csv").read_text().splitlines()
     assert len(after) == len(before) - 1
@@ -166,7 +169,7 @@ def test_3_a_decision_changes_only_its_cell(ws: Path, capsys) -> None:
     assert [i for i, (x, y) in enumerate(zip(a, b)) if x != y] == [3]  # the label cell only
 
 
-def test_3_tsv_jsonl_parquet_keep_bytes_and_types(tmp_path, monkeypatch, capsys) -> None:
+def test_tsv_jsonl_parquet_keep_bytes_and_types(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     frame = pd.read_csv(user_csv(tmp_path / "d.csv"), dtype=str, keep_default_na=False)
     frame.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
@@ -179,7 +182,7 @@ def test_3_tsv_jsonl_parquet_keep_bytes_and_types(tmp_path, monkeypatch, capsys)
     typed.to_parquet(tmp_path / "d.parquet", index=False)
     for ext in ("tsv", "jsonl", "parquet"):
         run = run_on(Path(f"d.{ext}"), Path(f"r-{ext}"))
-        assert cli(capsys, "review", run, "--export", f"fixed.{ext}")[0] == 0
+        assert run_cli(capsys, "review", run, "--export", f"fixed.{ext}")[0] == 0
         if ext == "parquet":
             a, b = pq.read_table(tmp_path / "d.parquet"), pq.read_table(tmp_path / "fixed.parquet")
             assert a.schema.equals(b.schema) and a.equals(b)
@@ -187,7 +190,7 @@ def test_3_tsv_jsonl_parquet_keep_bytes_and_types(tmp_path, monkeypatch, capsys)
             assert (tmp_path / f"fixed.{ext}").read_bytes() == (tmp_path / f"d.{ext}").read_bytes()
 
 
-def test_3_ids_1_and_01_are_different_and_zeros_stay(tmp_path, monkeypatch) -> None:
+def test_ids_1_and_01_are_different_and_zeros_stay(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     f = pd.read_csv(user_csv(tmp_path / "d.csv"), dtype=str, keep_default_na=False)
     f.loc[0, "id"], f.loc[1, "id"] = "1", "01"
@@ -197,8 +200,8 @@ def test_3_ids_1_and_01_are_different_and_zeros_stay(tmp_path, monkeypatch) -> N
     assert {"1", "01", "00002"} <= ids
 
 
-# --------------------------------------------------- 4. decisions on the wrong rows
-def test_4_a_reordered_file_with_row_ids_is_refused_everywhere(ws: Path, capsys) -> None:
+# ------------------------------------------- decisions never land on the wrong rows
+def test_a_reordered_file_with_row_ids_is_refused_everywhere(ws: Path, capsys) -> None:
     lines = (ws / "train.csv").read_text().splitlines(keepends=True)
     (ws / "shuffled.csv").write_text(lines[0] + "".join(reversed(lines[1:])))
     for argv in (["review", "run", "--data", "shuffled.csv", "--export", "x.csv"],
@@ -210,14 +213,14 @@ def test_4_a_reordered_file_with_row_ids_is_refused_everywhere(ws: Path, capsys)
     assert not list(ws.glob("x.*"))
 
 
-def test_4_with_an_id_column_labels_must_agree_within_the_tolerance(ws: Path, capsys) -> None:
+def test_with_an_id_column_labels_must_agree_within_the_tolerance(ws: Path, capsys) -> None:
     from datacarto._datamatch import LABEL_MISMATCH_TOLERANCE
 
     run_on(Path("train.csv"), Path("rid"), "--id-column", "id")
     f = pd.read_csv(ws / "train.csv", dtype=str, keep_default_na=False)
     f = f.iloc[::-1]  # re-ordered: fine with an id column
     f.to_csv(ws / "reordered.csv", index=False)
-    assert cli(capsys, "review", "rid", "--data", "reordered.csv", "--id-column", "id",
+    assert run_cli(capsys, "review", "rid", "--data", "reordered.csv", "--id-column", "id",
                "--export", "ok.csv")[0] == 0
     few = int(LABEL_MISMATCH_TOLERANCE * N)  # corrected labels: still the same file
     many = N // 3
@@ -228,16 +231,16 @@ def test_4_with_an_id_column_labels_must_agree_within_the_tolerance(ws: Path, ca
         g.to_csv(ws / "relabelled.csv", index=False)
         argv = ["review", "rid", "--data", "relabelled.csv", "--id-column", "id", "--export", "o.csv"]
         if ok:
-            assert cli(capsys, *argv)[0] == 0
+            assert run_cli(capsys, *argv)[0] == 0
         else:
             assert_refused(capsys, argv, "disagrees with the run's labels")
 
 
-# ---------------------------------------------------------------------- 5. tracebacks
+# ---------------------------------------------------- one-line errors, not tracebacks
 @pytest.mark.parametrize("field, value", [("epochs", "abc"), ("classes", 5),
                                           ("shards", {"1": "x"}), ("num_classes", "2"),
                                           ("shards", {"1": ["../train.csv"]})])
-def test_5_run_json_of_the_wrong_shape_is_one_line_naming_file_and_field(ws: Path, capsys, field,
+def test_run_json_of_the_wrong_shape_is_one_line_naming_file_and_field(ws: Path, capsys, field,
                                                                          value) -> None:
     path = ws / "run" / "run.json"
     meta = json.loads(path.read_text())
@@ -251,7 +254,7 @@ def test_5_run_json_of_the_wrong_shape_is_one_line_naming_file_and_field(ws: Pat
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, bz2.compress], ids=["gz", "bz2"])
-def test_5_truncated_compressed_inputs(ws: Path, capsys, compress) -> None:
+def test_truncated_compressed_inputs(ws: Path, capsys, compress) -> None:
     ext = "gz" if compress is gzip.compress else "bz2"
     blob = compress((ws / "train.csv").read_bytes())
     (ws / f"cut.csv.{ext}").write_bytes(blob[: len(blob) // 2])
@@ -262,14 +265,14 @@ def test_5_truncated_compressed_inputs(ws: Path, capsys, compress) -> None:
     assert not (ws / "new").exists()
 
 
-# ------------------------------------------------------------------ 6. nonsense labels
-def test_6_nonsense_labels_are_refused(ws: Path, capsys) -> None:
+# --------------------------------------------------------------------- nonsense labels
+def test_nonsense_labels_are_refused(ws: Path, capsys) -> None:
     f = pd.read_csv(ws / "train.csv", dtype=str, keep_default_na=False)
     base = ["--feature-columns", "x1,x2", "--out", "new", "--epochs", "2", "-q"]
     reg = f.assign(label=np.linspace(0, 1, N).round(5))
     reg.to_csv(ws / "reg.csv", index=False)
     assert_refused(capsys, ["run", "reg.csv", "--label-column", "label", *base], "60 different labels")
-    assert cli(capsys, "run", "reg.csv", "--label-column", "label", *base, "--allow-many-classes",
+    assert run_cli(capsys, "run", "reg.csv", "--label-column", "label", *base, "--allow-many-classes",
                "--heldout", "none")[0] == 0
     shutil.rmtree(ws / "new")
     inf = f.assign(label=[1.0, 2.0] * (N // 2))
@@ -287,17 +290,13 @@ def test_6_nonsense_labels_are_refused(ws: Path, capsys) -> None:
     assert not (ws / "new").exists()
 
 
-# ------------------------------------------------------------------ 7. float32 overflow
-def test_7_finite_float64_beyond_float32_is_refused(tmp_path: Path) -> None:
+# --------------------------------------------------------------------- float32 overflow
+def test_finite_float64_beyond_float32_is_refused(tmp_path: Path) -> None:
     rec = datacarto.Recorder(tmp_path / "r", num_classes=2)
     with pytest.raises(InputError, match=r"outputs\[1, 0\] = 1e\+300 \(id=1\).*float32"):
         rec.update([0, 1], np.array([[1.0, 0.0], [1e300, 0.0]]), [0, 1])
-    src = tmp_path / "allenai" / "training_dynamics"
-    src.mkdir(parents=True)
-    for e in range(2):
-        (src / f"dynamics_epoch_{e}.jsonl").write_text("".join(
-            json.dumps({"guid": i, f"logits_epoch_{e}": [1e308 if (i, e) == (2, 1) else 0.5, 0.1],
-                        "gold": i % 2}) + "\n" for i in range(4)))
+    logits = [[[1e308 if (i, e) == (2, 1) else 0.5, 0.1] for e in range(2)] for i in range(4)]
+    write_allenai(tmp_path / "allenai", range(4), [i % 2 for i in range(4)], logits)
     from datacarto.interop.allenai import import_allenai
 
     with pytest.raises(InputError, match=r"dynamics_epoch_1.jsonl line 3: guid=2.*float32"):
@@ -305,8 +304,8 @@ def test_7_finite_float64_beyond_float32_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "imported").exists()
 
 
-# ------------------------------------------------------------------------ 8. smaller items
-def test_8_orphan_temporaries_are_removed_when_the_run_is_reopened(tmp_path: Path) -> None:
+# ---------------------------------------------- temporaries, paths, disk errors, time-outs
+def test_orphan_temporaries_are_removed_when_the_run_is_reopened(tmp_path: Path) -> None:
     run = tmp_path / "r"
     with datacarto.Recorder(run, num_classes=2) as rec:
         rec.update([0, 1], np.eye(2), [0, 1])
@@ -321,7 +320,7 @@ def test_8_orphan_temporaries_are_removed_when_the_run_is_reopened(tmp_path: Pat
     assert not any(p.exists() for p in orphans)
 
 
-def test_8_shard_paths_outside_the_run_are_refused(ws: Path, capsys) -> None:
+def test_shard_paths_outside_the_run_are_refused(ws: Path, capsys) -> None:
     path = ws / "run" / "run.json"
     meta = json.loads(path.read_text())
     meta["shards"]["1"] = [str(ws / "run" / "epochs" / "epoch-00001.parquet")]  # absolute
@@ -330,7 +329,7 @@ def test_8_shard_paths_outside_the_run_are_refused(ws: Path, capsys) -> None:
 
 
 @pytest.mark.filterwarnings("default::UserWarning")
-def test_8_directory_as_data_and_warnings_and_errors_are_one_line(ws: Path, capsys) -> None:
+def test_directory_as_data_and_warnings_and_errors_are_one_line(ws: Path, capsys) -> None:
     (ws / "folder.csv").mkdir()
     assert_refused(capsys, ["run", "folder.csv", "--label-column", "label", "--feature-columns",
                             "x1,x2", "--out", "new", "-q"], "is a directory")
@@ -338,7 +337,7 @@ def test_8_directory_as_data_and_warnings_and_errors_are_one_line(ws: Path, caps
     with datacarto.Recorder(one, classes=["a", "b"]) as rec:
         rec.update([0, 1, 2], np.array([[2.0, 0], [0, 2.0], [1, 0]]), [0, 1, 1])
         rec.end_epoch()
-    code, _, err = cli(capsys, "metrics", one, "-o", ws / "m1.csv")
+    code, _, err = run_cli(capsys, "metrics", one, "-o", ws / "m1.csv")
     assert code == 0
     warnings_lines = [x for x in err.splitlines() if "only 1 epoch" in x]
     assert warnings_lines == ["datacarto: warning: only 1 epoch recorded: variability is 0 for "
@@ -348,7 +347,7 @@ def test_8_directory_as_data_and_warnings_and_errors_are_one_line(ws: Path, caps
                             "--out", "new"], "no such file")
 
 
-def test_8_disk_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
     from datacarto import store
@@ -362,13 +361,13 @@ def test_8_disk_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not list(tmp_path.iterdir())
 
 
-def test_8_review_connections_time_out() -> None:
+def test_review_connections_time_out() -> None:
     from datacarto.review.server import ReviewHandler
 
     assert 0 < ReviewHandler.timeout <= 120
 
 
-def test_8_a_run_stopped_early_says_it_is_incomplete(tmp_path: Path, capsys) -> None:
+def test_a_run_stopped_early_says_it_is_incomplete(tmp_path: Path, capsys) -> None:
     run = tmp_path / "r"
     rec = datacarto.Recorder(run, classes=["a", "b"], planned_epochs=30)
     for _ in range(2):
@@ -379,11 +378,11 @@ def test_8_a_run_stopped_early_says_it_is_incomplete(tmp_path: Path, capsys) -> 
     assert datacarto.load(run).incomplete() == "incomplete: 2 of 30 epochs"
     for argv in (["metrics", run, "-o", tmp_path / "m.csv"], ["map", run, "-o", tmp_path / "m.png"],
                  ["flag", run, "-o", tmp_path / "f.csv"]):
-        code, _, err = cli(capsys, *argv)
+        code, _, err = run_cli(capsys, *argv)
         assert code == 0 and "incomplete: 2 of 30 epochs" in err
 
 
-def test_1_reset_output_details(tmp_path: Path) -> None:
+def test_reset_output_details(tmp_path: Path) -> None:
     from datacarto.outputs import CREATED_BY, reset_output
 
     def ours(d: Path) -> None:
@@ -428,7 +427,7 @@ def test_1_reset_output_details(tmp_path: Path) -> None:
     assert sorted(p.name for p in half.rglob("*")) == ["cache", "minilm-1.npy"]
 
 
-def test_2_check_output_path_rules(tmp_path: Path) -> None:
+def test_check_output_path_rules(tmp_path: Path) -> None:
     from datacarto._paths import check_output_dir, check_output_path
 
     data = tmp_path / "d.csv"
