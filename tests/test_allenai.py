@@ -144,8 +144,8 @@ def test_hand_computed_fixture(tmp_path):
     assert m["never_learned"].tolist() == [False, False, True]
     assert m["label_name"].tolist() == ["pos", "neg", "pos"]
     assert run.classes == ("neg", "pos")
-    assert run.capture == "pass" and run.meta["inputs"] == "logits"
-    extra = run.meta["extra"]
+    assert run.capture == "pass" and run.meta.inputs == "logits"
+    extra = run.meta.extra
     assert extra["source"] == "allenai" and extra["source_epochs"] == [0, 1, 2, 3]
 
 

@@ -318,7 +318,7 @@ def test_import_export_allenai(capsys, tmp_path):
                            "--classes", "a, b ,c")
     assert code == 0 and "imported 3 examples x 2 epochs, 3 classes" in out
     run = load(tmp_path / "run")
-    assert run.classes == ("a", "b", "c") and run.meta["extra"]["source"] == "allenai"
+    assert run.classes == ("a", "b", "c") and run.meta.extra["source"] == "allenai"
     code, out, _ = run_cli(capsys, "export", "allenai", tmp_path / "run", tmp_path / "exp",
                            "--epochs", ":1")
     assert code == 0 and "td_metrics.jsonl" in out

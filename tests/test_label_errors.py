@@ -310,7 +310,7 @@ def test_stages_over_chunks_equal_detect_label_errors(options: dict, max_logit_c
 def test_prepare_errors() -> None:
     from datacarto import label_errors as le
 
-    with pytest.raises(InputError, match=r"epochs window \(7, 9\) selects none of the recorded"):
+    with pytest.raises(InputError, match=r"epochs window '7:9' selects none of the recorded"):
         le.prepare(10, [1, 2, 3], n_classes=3, logits=True, window="7:9")
     with pytest.raises(InputError, match="window='auto' needs the training accuracy"):
         le.prepare(10, [1, 2, 3], n_classes=3, logits=True)

@@ -86,7 +86,7 @@ def test_run_tabular_jsonl_string_ids_mlp_eval(tmp_path, capsys):
     assert code == 0, stderr
     assert stdout == "" and stderr == ""
     run = load(out)
-    assert run.capture == "eval" and run.meta["id_type"] == "str"
+    assert run.capture == "eval" and run.meta.id_type == "str"
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert sorted(metrics["id"]) == [f"u{i:04d}" for i in range(90)]
     assert (out / "summary.txt").read_text().startswith("90 examples, 3 classes (x, y, z)")
@@ -100,7 +100,7 @@ def test_run_seeds_layout_and_aggregation(tmp_path, capsys):
                               "a,b", "--out", out, "--seeds", "2", "--epochs", "2",
                               "--heldout", "none")
     assert code == 0
-    assert load(out / "seed-0").meta["seed"] == 0 and load(out / "seed-1").meta["seed"] == 1
+    assert load(out / "seed-0").meta.seed == 0 and load(out / "seed-1").meta.seed == 1
     assert not (out / "run.json").exists()
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert len(metrics) == 60 and (metrics["n_runs"] == 2).all() and "confidence_std" in metrics
@@ -120,7 +120,7 @@ def test_run_tsv_crossfit(tmp_path, capsys):
                               "review", "--out", tmp_path / "cf", "--heldout", "crossfit",
                               "--epochs", "2")
     assert code == 0 and "--heldout crossfit" in stdout
-    assert load(tmp_path / "cf").meta["extra"]["heldout"] == "crossfit"
+    assert load(tmp_path / "cf").meta.extra["heldout"] == "crossfit"
 
 
 def _bad(tmp_path: Path, name: str, frame: pd.DataFrame | None = None, raw: bytes | None = None) -> Path:
@@ -233,7 +233,7 @@ def test_run_minilm_tiny(tmp_path, capsys):
     code, _, stderr = run_cli(capsys, *args)
     assert code == 0, stderr
     assert len(list((out / "cache").glob("minilm-*.npy"))) == 1
-    assert load(out).meta["extra"]["model"]["input"] == "minilm"
+    assert load(out).meta.extra["model"]["input"] == "minilm"
     code, _, stderr = run_cli(capsys, *args)  # rerun: embeddings from the cache
     assert code == 0 and "from cache" in stderr
 
@@ -247,7 +247,7 @@ def test_demo_digits_quick(tmp_path, capsys):
     flips = pd.read_csv(out / "injected_flips.csv")
     assert len(flips) == round(0.05 * 1797) and (flips["original_label"] != flips["given_label"]).all()
     meta = load(out).meta
-    assert sorted(meta["extra"]["injected_flips"]) == sorted(flips["id"].tolist())
+    assert sorted(meta.extra["injected_flips"]) == sorted(flips["id"].tolist())
     data = pd.read_parquet(out / "data.parquet")
     assert "original_label" not in data.columns  # the detector never sees the truth
     given = data.set_index("id").loc[flips["id"], "label"].astype(str).tolist()

@@ -9,6 +9,7 @@ from typing import Any
 
 from . import store
 from .dynamics import TrainingDynamics
+from .runmeta import RunMeta
 
 
 class Run:
@@ -16,25 +17,24 @@ class Run:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.meta: dict[str, Any] = store.read_run_json(self.path)
+        self.meta: RunMeta = store.read_run_json(self.path)
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.meta["classes"])
+        return self.meta.classes
 
     @property
     def epochs(self) -> list[int]:
-        return sorted(int(e) for e in self.meta["epochs"])
+        return list(self.meta.epochs)
 
     @property
     def capture(self) -> str:
-        return str(self.meta["capture"])
+        return self.meta.capture
 
     @property
     def planned_epochs(self) -> int | None:
         """The epochs the training meant to run (``Recorder(planned_epochs=...)``), if recorded."""
-        value = self.meta.get("planned_epochs")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return self.meta.planned_epochs
 
     def incomplete(self) -> str | None:
         """``"incomplete: 2 of 30 epochs"`` when fewer epochs were committed than planned."""

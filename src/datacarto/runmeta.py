@@ -274,7 +274,7 @@ class RunMeta:
 
 
 #: Off while datacarto's own modules still read the metadata by key.
-_WARN_ITEM_ACCESS = False
+_WARN_ITEM_ACCESS = True
 
 
 def _deprecated_item_access(key: str) -> None:

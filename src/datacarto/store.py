@@ -333,19 +333,19 @@ def _row_id(cols: dict[str, np.ndarray], i: int) -> str:
     return f" (id={fmt_id(cols['id'][i])})" if "id" in cols else ""
 
 
-def iter_epoch_shards(run_dir: Path, meta: dict[str, Any]) -> Iterator[tuple[int, list[Path]]]:
+def iter_epoch_shards(run_dir: Path, meta: RunMeta) -> Iterator[tuple[int, list[Path]]]:
     """Yield ``(epoch, [shard paths])`` for each committed epoch, in epoch order."""
-    for epoch in sorted(int(e) for e in meta["epochs"]):
-        names = meta["shards"].get(str(epoch))
+    for epoch in meta.epochs:
+        names = meta.shards.get(str(epoch))
         if not names:
             raise SchemaError(f"{run_dir / RUN_FILE}: epoch {epoch} is committed but lists no shards.")
         yield epoch, [run_dir / n for n in names]
 
 
-def read_epoch(run_dir: Path, meta: dict[str, Any], epoch: int, paths: list[Path],
+def read_epoch(run_dir: Path, meta: RunMeta, epoch: int, paths: list[Path],
                columns: list[str] | None = None) -> dict[str, np.ndarray]:
     """Read all shards of one epoch, de-duplicate ids (rank padding) and sort rows by id."""
-    parts = [read_shard(p, columns=columns, n_classes=meta["num_classes"], id_type=meta["id_type"])
+    parts = [read_shard(p, columns=columns, n_classes=meta.num_classes, id_type=meta.id_type)
              for p in paths]
     if len(parts) == 1:
         check_unique_ids(parts[0]["id"], paths[0], epoch)
@@ -474,12 +474,12 @@ class RunReader:
     :func:`merge_by_id`; every epoch is compared with the first by :func:`check_same_examples`.
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str], meta: Any) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], meta: RunMeta) -> None:
         self.run_dir = Path(run_dir)
         self.meta = meta
-        self.classes = tuple(meta["classes"])
-        self.id_type = str(meta["id_type"])
-        self.logits_stored = bool(meta.get("logits_stored"))
+        self.classes = meta.classes
+        self.id_type = meta.id_type
+        self.logits_stored = meta.logits_stored
         self.shards = list(iter_epoch_shards(self.run_dir, meta))
 
     def select(self, window: str | tuple[int | None, int | None] | None = None
@@ -518,7 +518,7 @@ class RunReader:
                                     cols["label"])
             per_epoch.append(cols)
         return TrainingDynamics.from_epochs(per_epoch, epoch_numbers=[e for e, _ in selected],
-                                            classes=self.classes, meta=dict(self.meta))
+                                            classes=self.classes, meta=self.meta.to_json())
 
     def plan(self, *, epochs: str | tuple[int | None, int | None] | None = None,
              chunk_rows: int = ROW_GROUP_ROWS) -> RunPlan:

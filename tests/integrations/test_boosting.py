@@ -65,7 +65,7 @@ def test_conformance(lib: str, binary: bool, tmp_path: Path) -> None:
 
     check_integration(run, tmp_path, expected_ids=ids)
     meta = datacarto.load(tmp_path / "full").meta
-    assert meta["extra"]["integration"] == lib and meta["inputs"] == "logits"
+    assert meta.extra["integration"] == lib and meta.inputs == "logits"
 
 
 def test_raw_xgboost_booster() -> None:

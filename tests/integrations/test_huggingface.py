@@ -151,7 +151,7 @@ def test_conformance(capture: str, tmp_path: Path) -> None:
     _, ids, _, _ = _dataset()
     check_integration(hf_run(capture), tmp_path, expected_ids=ids)
     run = datacarto.load(tmp_path / "full")
-    assert run.capture == capture and run.meta["extra"]["integration"] == "huggingface"
+    assert run.capture == capture and run.meta.extra["integration"] == "huggingface"
     assert run.epochs == [1, 2, 3]
 
 
@@ -252,7 +252,7 @@ def test_probabilities_as_logits(capture: str, tmp_path: Path) -> None:
 def test_probabilities_when_declared(tmp_path: Path) -> None:
     ds, _, _, _ = _dataset()
     _train(tmp_path, ds, model=ProbsClassifier(), inputs="probs")
-    assert datacarto.load(tmp_path / "run").meta["inputs"] == "probs"
+    assert datacarto.load(tmp_path / "run").meta.inputs == "probs"
 
 
 class LooseClassifier(TinyClassifier):

@@ -128,7 +128,7 @@ def test_conformance(capture: str, tmp_path: Path) -> None:
     _, _, ids = tiny_data()
     check_integration(keras_run(capture), tmp_path, expected_ids=ids)
     run = datacarto.load(tmp_path / "full")
-    assert run.capture == capture and run.meta["extra"]["integration"] == "keras"
+    assert run.capture == capture and run.meta.extra["integration"] == "keras"
     assert "train_step" not in vars(_model())  # the wrappers are gone after fit
 
 

@@ -133,7 +133,7 @@ def test_conformance(capture: str, tmp_path: Path) -> None:
     _, _, ids = tiny_data()
     check_integration(lightning_run(capture), tmp_path, expected_ids=ids)
     run = datacarto.load(tmp_path / "full")
-    assert run.capture == capture and run.meta["extra"]["integration"] == "lightning"
+    assert run.capture == capture and run.meta.extra["integration"] == "lightning"
 
 
 def test_max_steps_mid_epoch_drops_the_partial_epoch(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_bad_step_outputs(mode: str, match: str, tmp_path: Path) -> None:
 
 def test_declared_probabilities(tmp_path: Path) -> None:
     _fit(tmp_path, model=LitTiny(mode="probs"), inputs="probs")
-    assert datacarto.load(tmp_path / "run").meta["inputs"] == "probs"
+    assert datacarto.load(tmp_path / "run").meta.inputs == "probs"
 
 
 class NoIdModule(LitTiny):

@@ -81,7 +81,7 @@ def test_partial_fit_conformance(name: str, capture: str, tmp_path: Path) -> Non
     run, ids = partial_fit_run(PARTIAL[name], capture)
     check_integration(run, tmp_path, expected_ids=ids)
     meta = datacarto.load(tmp_path / "full").meta
-    assert meta["capture"] == capture and meta["extra"]["integration"] == "sklearn"
+    assert meta.capture == capture and meta.extra["integration"] == "sklearn"
 
 
 def test_binary_decision_function_and_string_labels(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_staged_conformance(name: str, tmp_path: Path) -> None:
         return cap
 
     check_integration(run, tmp_path, expected_ids=ids)
-    assert datacarto.load(tmp_path / "full").meta["extra"]["checkpoint_unit"] == "stage"
+    assert datacarto.load(tmp_path / "full").meta.extra["checkpoint_unit"] == "stage"
 
 
 def test_staged_every_keeps_the_last_stage() -> None:

@@ -98,7 +98,7 @@ def test_conformance(capture: str, tmp_path: Path) -> None:
     _, ids, _, _ = _setup()
     cap = check_integration(torch_run(capture), tmp_path, expected_ids=ids)
     run = datacarto.load(tmp_path / "full")
-    assert run.capture == capture and run.meta["extra"]["integration"] == "torch"
+    assert run.capture == capture and run.meta.extra["integration"] == "torch"
     assert len(cap.epochs) == EPOCHS
 
 

@@ -3,13 +3,15 @@ it ends before the network memorises the wrong labels (docs/contract.md §4)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..dynamics import parse_epoch_window
+from ..dynamics import select_epochs
 from ..errors import InputError
+from ..runmeta import RunMeta
 
 #: Train-minus-held-out accuracy growth (after the best held-out epoch) that counts as
 #: memorisation; the same margin as ``datacarto run`` (train.loop.MEMORISATION_GAP).
@@ -53,15 +55,7 @@ def all_epochs(epochs: np.ndarray) -> WindowChoice:
 
 def user_window(epochs: np.ndarray, window: str | tuple[int | None, int | None]) -> WindowChoice:
     """The recorded epochs inside a window given by hand (``"FIRST:LAST"`` or a pair)."""
-    lo, hi = parse_epoch_window(window)
-    keep = np.ones(len(epochs), dtype=bool)
-    if lo is not None:
-        keep &= epochs >= lo
-    if hi is not None:
-        keep &= epochs <= hi
-    if not keep.any():
-        raise InputError(f"epochs window {(lo, hi)!r} selects none of the recorded epochs "
-                         f"{epochs.tolist()}.")
+    keep = select_epochs(epochs, window)
     kept = epochs[keep]
     return WindowChoice(int(kept[0]), int(kept[-1]), False, "user",
                         f"the score uses epochs {int(kept[0])}..{int(kept[-1])} (window given)")
@@ -194,9 +188,11 @@ def _fit_knee(acc: np.ndarray, n_examples: int | None) -> int | None:
     return None
 
 
-def heldout_from_meta(meta: dict[str, Any], epochs: np.ndarray) -> np.ndarray | None:
-    """Held-out accuracy per recorded epoch from a run's metadata (``curve`` of datacarto run)."""
-    for source in (meta, meta.get("extra") or {}):
+def heldout_from_meta(meta: RunMeta | Mapping[str, Any], epochs: np.ndarray) -> np.ndarray | None:
+    """Held-out accuracy per recorded epoch from a run's metadata (``curve`` of datacarto run);
+    ``meta`` is a run's :class:`~datacarto.runmeta.RunMeta` or its JSON form (a dict)."""
+    doc = meta.to_json() if isinstance(meta, RunMeta) else meta
+    for source in (doc, doc.get("extra") or {}):
         if not isinstance(source, dict):
             continue
         direct = source.get("heldout_accuracy")
