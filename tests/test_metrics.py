@@ -184,9 +184,13 @@ def test_constant_probs_have_zero_variability(n: int, e: int, p: float) -> None:
     assert np.all(dc.variability(np.full((n, e), p)) < 1e-12)
 
 
-def test_entropy_chunks_match_unchunked() -> None:
-    z = np.random.default_rng(0).normal(size=(50, 3, 4))
-    np.testing.assert_allclose(_entropy(z, chunk=7), _entropy(z), atol=1e-12)
+def test_entropy_blocks_match_unblocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datacarto.probability as probability
+
+    z = np.random.default_rng(0).normal(size=(50, 3, 4)).astype(np.float32)
+    whole = _entropy(z)
+    monkeypatch.setattr(probability, "SUMMARY_ROWS", 7)
+    np.testing.assert_array_equal(_entropy(z), whole)
 
 
 def test_aggregate_runs_mean_and_std() -> None:

@@ -20,7 +20,7 @@ from ._validation import check_float_array, check_labels, to_numpy
 from .dynamics import TrainingDynamics
 from .errors import InputError
 from .options import LabelErrorOptions, MetricsOptions, RegionOptions
-from .probability import log_softmax
+from .probability import epoch_softmax_summary
 from .regions import REGIONS, region_codes
 
 __all__ = ["ASSESSMENT_NAMES", "MetricsState", "aggregate_runs", "assessment_codes", "aum",
@@ -202,12 +202,8 @@ def entropy(logits: Any, /) -> np.ndarray:
     return _entropy(check_float_array(logits, name="logits", ndim=3))
 
 
-def _entropy(z: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    out = np.empty(z.shape[0])
-    for start in range(0, z.shape[0], chunk):  # bounds the float64 temporaries
-        log_q = log_softmax(z[start:start + chunk], axis=2)
-        out[start:start + chunk] = -(np.exp(log_q) * log_q).sum(axis=2).mean(axis=1)
-    return out
+def _entropy(z: np.ndarray) -> np.ndarray:
+    return epoch_softmax_summary(z)[0]
 
 
 def _row_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from .detector import (DEFAULT_METHOD, LABEL_ERROR_METHODS, OPTIONS, DetectionPl
                        chunk_probs, detect_label_errors, finish, prepare)
 from .flagging import ASSESSMENTS, FIT_MARGIN, FIT_Z, FitCheck, check_fit, notes
 from .noise_model import (MEMORISED_SHARE, PSEUDO_COUNT, NoiseModel, epoch_averaged_probs,
-                          probs_from_stored, softmax_stats)
+                          probs_from_stored)
 from .stability import seed_stability, stable_flags
 from .window import (FITS_EVERYTHING, GAP_GROWTH, HELDOUT_TOLERANCE, LATE_SHARE, MEMORISATION_GAP,
                      WindowChoice, choose_window)
@@ -33,4 +33,4 @@ __all__ = ["ASSESSMENTS", "DEFAULT_METHOD", "FITS_EVERYTHING", "FIT_MARGIN", "FI
            "MEMORISED_SHARE", "OPTIONS", "PSEUDO_COUNT", "DetectionPlan", "FitCheck", "NoiseModel",
            "WindowChoice", "check_fit", "check_options", "choose_window", "chunk_probs",
            "detect_label_errors", "epoch_averaged_probs", "finish", "notes", "prepare",
-           "probs_from_stored", "seed_stability", "softmax_stats", "stable_flags"]
+           "probs_from_stored", "seed_stability", "stable_flags"]

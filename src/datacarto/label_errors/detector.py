@@ -13,10 +13,11 @@ import numpy as np
 from ..dynamics import TrainingDynamics
 from ..errors import InputError
 from ..store import HeldOut
+from ..probability import epoch_softmax_summary
 from . import legacy
 from .flagging import Info, check_fit, check_threshold, flag
 from .noise_model import (NoiseModel, epoch_averaged_probs, heldout_probs, mix_heldout,
-                          probs_from_stored, softmax_stats)
+                          probs_from_stored)
 from .window import WindowChoice, all_epochs, choose_window, heldout_from_meta, user_window
 
 LABEL_ERROR_METHODS = ("noise_posterior", legacy.METHOD, "confidence")
@@ -29,7 +30,6 @@ REGIONS_DEPRECATION = ("the label-error option 'regions' is deprecated and has n
 _UNAVAILABLE_LOGITS = ["logits: the probabilities of classes other than the gold and runner-up "
                        "are spread evenly (noise model and suggestions are approximate)", "entropy"]
 #: Rows per softmax slice in :func:`chunk_probs` (8192 x E=10 x K=10 float64 = 6.5 MB).
-_SOFTMAX_ROWS = 8192
 #: Rows per slice when scoring in :func:`finish` (bounds the (n, K) temporaries).
 _SCORE_ROWS = 1 << 17
 
@@ -150,12 +150,7 @@ def chunk_probs(plan: DetectionPlan, dynamics: TrainingDynamics, *,
     out: dict[str, np.ndarray] = {}
     if dynamics.logits is not None:
         if entropy:
-            # row-wise, so slicing changes no value; small slices keep temporaries in cache
-            parts = [softmax_stats(dynamics.logits[s:s + _SOFTMAX_ROWS], keep)
-                     for s in range(0, dynamics.n_examples, _SOFTMAX_ROWS)]
-            empty = (np.zeros(0), np.zeros((0, dynamics.n_classes)))
-            out["entropy"] = np.concatenate([h for h, _ in parts] or [empty[0]])
-            out["probs"] = np.concatenate([q for _, q in parts] or [empty[1]])
+            out["entropy"], out["probs"] = epoch_softmax_summary(dynamics.logits, keep)
         else:
             dyn = dynamics if keep is None else dynamics.window(plan.window.spec)
             assert dyn.logits is not None

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..dynamics import TrainingDynamics
 from ..errors import InputError
+from ..probability import epoch_softmax_summary
 from ..store import HeldOut
 from .window import WindowChoice
 
@@ -22,33 +23,10 @@ PSEUDO_COUNT = 1.0
 
 
 # --------------------------------------------------------------------------- probabilities
-def epoch_averaged_probs(logits: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    """``mean_e softmax(z_ie)`` for logits (N, E, K) -> (N, K) float64, in bounded memory."""
-    out = np.empty((logits.shape[0], logits.shape[2]))
-    for start in range(0, logits.shape[0], chunk):
-        z = logits[start:start + chunk].astype(np.float64)
-        z = np.exp(z - z.max(axis=2, keepdims=True))
-        out[start:start + chunk] = (z / z.sum(axis=2, keepdims=True)).mean(axis=1)
-    return out
-
-
-def softmax_stats(logits: np.ndarray, keep: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean predictive entropy (n,) and averaged probabilities (n, K) of logits (n, E, K).
-
-    One softmax pass for both. The probabilities are those of :func:`epoch_averaged_probs`
-    (operation for operation: bit-identical) over the epochs in ``keep`` (all when None); the
-    entropy agrees with :func:`datacarto.metrics.entropy` to ~1e-15 (it shares the softmax).
-    """
-    b = logits.astype(np.float64)
-    m = b.max(axis=2, keepdims=True)
-    e = np.exp(b - m)
-    s = e.sum(axis=2, keepdims=True)
-    q = e / s
-    entropy = -(q * ((b - m) - np.log(s))).sum(axis=2).mean(axis=1)
-    if keep is not None and not keep.all():
-        q = q[:, keep]
-    return entropy, q.mean(axis=1)
+def epoch_averaged_probs(logits: np.ndarray) -> np.ndarray:
+    """``mean_e softmax(z_ie)`` for logits (N, E, K) -> (N, K) float64, in bounded memory
+    (:func:`datacarto.probability.epoch_softmax_summary`)."""
+    return epoch_softmax_summary(logits)[1]
 
 
 def probs_from_stored(dynamics: TrainingDynamics) -> np.ndarray:
