@@ -2,8 +2,8 @@
 in-process, allenai-format training dynamics, Fashion-MNIST files, and the benchmark scripts
 imported as modules.
 
-``tests/conftest.py`` puts this directory on ``sys.path``, so any test (``tests/browser/``
-included) imports these with ``from builders import ...``.
+pytest puts this directory on ``sys.path`` (``pythonpath`` in pyproject.toml), so any test
+(``tests/browser/`` included) imports these with ``from builders import ...``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import importlib.util
 import json
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,41 @@ from datacarto.cli import main
 
 CLASSES = ["neg", "neu", "pos"]
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+# ------------------------------------------------------------------------------ arrays
+def reference_softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, written out here as the tests' independent reference."""
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def record_arrays(path: str | Path | None, logits: np.ndarray, labels: np.ndarray,
+                  ids: np.ndarray | None = None, *, batch: int | None = None, seed: int = 0,
+                  **options: Any) -> datacarto.Recorder:
+    """Record logits (n, E, K) through a :class:`~datacarto.Recorder` (``path`` None: in memory).
+
+    Each epoch goes in one batch, or in shuffled batches of ``batch`` rows; random logits that
+    happen to look like probabilities do not warn. Returns the closed recorder's state holder
+    (``to_dynamics()`` works for an in-memory one).
+    """
+    n, n_epochs, k = logits.shape
+    ids = np.arange(n) if ids is None else ids
+    rng = np.random.default_rng(seed)
+    rec = datacarto.Recorder(path, num_classes=k, **options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Recorder.update.*look like probabilities", UserWarning)
+        for e in range(n_epochs):
+            order = np.arange(n) if batch is None else rng.permutation(n)
+            step = n if batch is None else batch
+            for s in range(0, n, step):
+                rows = order[s:s + step]
+                rec.update(ids[rows], logits[rows, e], labels[rows])
+            rec.end_epoch()
+    if path is not None:
+        rec.close()
+    return rec
 
 
 # ------------------------------------------------------------------------------ runs

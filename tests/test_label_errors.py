@@ -17,11 +17,7 @@ from datacarto.label_errors import (ASSESSMENTS, DEFAULT_METHOD, LABEL_ERROR_MET
                                     choose_window, detect_label_errors, probs_from_stored,
                                     seed_stability, stable_flags)
 
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from builders import reference_softmax
 
 
 def simulate(n: int = 400, k: int = 4, epochs: int = 12, rate: float = 0.2, kind: str = "uniform",

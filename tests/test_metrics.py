@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,8 @@ from hypothesis.extra import numpy as hnp
 import datacarto as dc
 from datacarto.errors import InputError
 from datacarto.metrics import _entropy
+
+from builders import record_arrays, reference_softmax
 
 # --- the anchor: 3 examples x 4 epochs x 3 classes, probabilities chosen by hand -------------
 # gold probs: A [.2 .4 .6 .8] (label 0), B [.9 .9 .9 .9] (label 1), C [.1 .7 .3 .1] (label 2)
@@ -122,21 +123,7 @@ def dynamics_arrays(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _record(logits: np.ndarray, labels: np.ndarray, ids: np.ndarray | None = None) -> dc.TrainingDynamics:
-    n, e, k = logits.shape
-    rec = dc.Recorder(None, num_classes=k)
-    ids = np.arange(n) if ids is None else ids
-    with warnings.catch_warnings():  # random logits may happen to look like probabilities
-        warnings.filterwarnings("ignore", "Recorder.update.*look like probabilities", UserWarning)
-        for epoch in range(e):
-            rec.update(ids, logits[:, epoch], labels)
-            rec.end_epoch()
-    return rec.to_dynamics()
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    q = np.exp(z)
-    return q / q.sum(axis=-1, keepdims=True)
+    return record_arrays(None, logits, labels, ids).to_dynamics()
 
 
 @settings(max_examples=200, deadline=None)
@@ -144,7 +131,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def test_ranges_and_reference(data: tuple[np.ndarray, np.ndarray]) -> None:
     logits, labels = data
     dyn = _record(logits, labels)
-    p = _softmax(logits.astype(np.float32).astype(np.float64))[np.arange(len(labels)), :, labels]
+    p = reference_softmax(logits.astype(np.float32).astype(np.float64))[np.arange(len(labels)), :, labels]
     conf = dc.confidence(dyn.gold_prob)
     var = dc.variability(dyn.gold_prob)
     corr = dc.correctness(dyn.pred, dyn.labels)
