@@ -50,7 +50,7 @@ def test_metrics_default_output_and_summary(capsys, run_dir):
     assert out.splitlines()[0] == f"{N} examples, {E} epochs (1-{E}), 3 classes"
     counts = expected["region"].value_counts()
     assert f"easy {counts.get('easy', 0)} (" in out and "regions: " in out
-    assert f"flagged as likely mislabeled: {int(expected['is_label_error'].sum())} (" in out
+    assert f"Flagged as likely label errors: {int(expected['is_label_error'].sum())} (" in out
     assert f"wrote {run_dir / 'metrics.parquet'}" in out
 
 
@@ -190,10 +190,6 @@ def test_flag_joins_by_id_column(capsys, tmp_path):
 
 def test_flag_errors(capsys, run_dir, data_csv, tmp_path):
     flags = run_dir / "flags.csv"
-    assert_error(capsys, ["flag", run_dir, "--data", data_csv], r"--data needs --text-column",
-                 absent=[flags])
-    assert_error(capsys, ["flag", run_dir, "--text-column", "text"], r"need --data DATA",
-                 absent=[flags])
     assert_error(capsys, ["flag", run_dir, "--data", data_csv, "--text-column", "body"],
                  r"data\.csv: no column 'body'; columns are \['text', 'label'\]", absent=[flags])
     pd.DataFrame({"text": ["a", "b"]}).to_csv(tmp_path / "short.csv", index=False)

@@ -233,19 +233,6 @@ def test_missing_epoch_shard_names_it(tmp_path: Path) -> None:
         dc.load(path).metrics(epochs="1:2")
 
 
-def test_shards_of_different_schema_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = make_run(tmp_path / "run", n=40, e=3)
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)  # pretend a newer datacarto wrote epoch 2
-    shard = path / store.shard_name(2)
-    table = pq.read_table(shard)
-    meta = dict(table.schema.metadata)
-    meta[b"datacarto_schema_version"] = b"2"
-    pq.write_table(table.replace_schema_metadata(meta), shard)
-    with pytest.raises(SchemaError, match=r"epoch-00002.parquet: schema version 2 differs from "
-                                          r"epoch-00001.parquet's 1; all shards of a run must share"):
-        dc.load(path).metrics()
-
-
 def test_shard_whose_ids_disagree(tmp_path: Path) -> None:
     path = make_run(tmp_path / "run", n=40, e=3, str_ids=True)
     shard = path / store.shard_name(2)

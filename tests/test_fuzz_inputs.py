@@ -289,6 +289,11 @@ def store_damage() -> dict[str, tuple[Callable[[Path], None], str]]:
     def shard(run: Path) -> Path:
         return run / "epochs" / "epoch-00002.parquet"
 
+    def drop_logit_column(run: Path) -> None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(pq.read_table(shard(run)).drop_columns(["logit_1"]), shard(run))
+
     return {
         "shard-missing": (lambda run: shard(run).unlink(), "epoch-00002.parquet"),
         "shard-garbage": (lambda run: shard(run).write_bytes(b"PAR1garbagePAR1"), "epoch-00002.parquet"),
@@ -297,6 +302,7 @@ def store_damage() -> dict[str, tuple[Callable[[Path], None], str]]:
         "shard-is-dir": (lambda run: (shard(run).unlink(), shard(run).mkdir()), "epoch-00002.parquet"),
         "shard-other-table": (lambda run: pd.DataFrame({"a": [1]}).to_parquet(shard(run)),
                               "epoch-00002.parquet"),
+        "shard-logit-column-dropped": (drop_logit_column, "epoch-00002.parquet"),
         "run-json-missing": (lambda run: (run / "run.json").unlink(), "run"),
         "run-is-file": (lambda run: (shutil.rmtree(run), run.write_text("x")), "run"),
     }

@@ -181,7 +181,7 @@ def test_on_disk_run_reopens_and_continues_numbering(tmp_path) -> None:  # noqa:
     run = dc.load(path)
     assert run.epochs == [1, 2, 3, 4] and run.classes == ("a", "b", "c") and run.capture == "eval"
     meta = json.loads((path / "run.json").read_text())
-    assert meta["seed"] == 7 and meta["schema_version"] == 1
+    assert meta["seed"] == 7 and meta["schema_version"] == 2
     memory = dc.Recorder(None, num_classes=3)
     for e in range(4):
         memory.update(np.arange(6), logits[:, e], labels)

@@ -1,4 +1,5 @@
-"""Review: decision log (durability, resume, corrupt lines, concurrency), export, session, server."""
+"""Review: decision log (durability, resume, corrupt lines, concurrency, batches, undo), export,
+session (new classes, merges, bulk actions), server."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import datacarto
 from datacarto.cli import main
@@ -24,6 +27,7 @@ from datacarto.errors import InputError, SchemaError
 from datacarto.report.source import DataSource, load_source, resolve_source
 from datacarto.review.decisions import DecisionLog
 from datacarto.review.export import changes_path, export_corrected
+from datacarto.review.selection import in_polygon
 from datacarto.review.server import is_loopback, make_server
 from datacarto.review.session import ReviewSession, UnknownId
 
@@ -287,15 +291,35 @@ def test_session_decide_validates_and_resume_finds_first_undecided(fresh: tuple[
     assert ex["text"] is not None and ex["position"] == 0
 
 
-def test_session_neighbours_are_nearest_on_the_map(fresh: tuple[Path, Path]) -> None:
+def test_session_neighbours_are_nearest_in_feature_space(fresh: tuple[Path, Path]) -> None:
     run, data = fresh
     s = make_session(run, data)
+    row = s.queue[0]
+    near = s.neighbours(row, k=5)
+    dyn = datacarto.load(run).dynamics()
+    z = dyn.logits - dyn.logits.max(axis=-1, keepdims=True)
+    f = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)).mean(axis=1)  # epoch-mean probabilities
+    d = ((f - f[row]) ** 2).sum(axis=1)
+    d[row] = np.inf
+    assert np.allclose(sorted(d[near]), np.sort(d)[:5], atol=1e-6) and row not in near
+    assert s.state()["neighbour_space"].startswith("training class probabilities")
+    ex = s.example(s.keys[row])
+    assert [n["id"] for n in ex["neighbours"]] == [s.keys[i] for i in s.neighbours(row)]
+    assert all(n["current"] == n["given"] for n in ex["neighbours"])  # nothing decided yet
+    s.decide(ex["neighbours"][0]["id"], "relabel", "neu" if ex["neighbours"][0]["given"] != "neu" else "pos")
+    assert s.example(s.keys[row])["neighbours"][0]["current"] != ex["neighbours"][0]["given"]
+    assert s.map_points()["n"] == 60 and len(s.map_points()["x"]) == 60
+
+
+def test_session_neighbours_fall_back_to_the_map_without_features(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    s = make_session(run, data, features=None)
     row = s.queue[0]
     near = s.neighbours(row, k=5)
     d = (2 * (s.var - s.var[row])) ** 2 + (s.conf - s.conf[row]) ** 2
     d[row] = np.inf
     assert sorted(d[near]) == sorted(np.sort(d)[:5]) and row not in near
-    assert s.map_points()["n"] == 60 and len(s.map_points()["x"]) == 60
+    assert "data map" in s.state()["neighbour_space"]
 
 
 # ------------------------------------------------------------------------------ server
@@ -577,3 +601,272 @@ def test_session_map_limits_fit_the_data(fresh: tuple[Path, Path]) -> None:
     session = make_session(*fresh)
     got = session.map_points()["limits"]
     assert got == [list(v) for v in axis_limits(session.var, session.conf, "fit")]
+
+
+# ------------------------------------------------------------------------------ classes and bulk
+def write_proposals(run: Path, add_ids: list[int], path: Path | None = None) -> Path:
+    """A classes.json with an ``add`` proposal (members ``add_ids``) and a neu/pos ``merge``."""
+    path = path or run / "classes.json"
+    path.write_text(json.dumps({"proposals": [
+        {"kind": "add", "classes": ["neg", "pos"], "ids": add_ids, "size": len(add_ids),
+         "evidence": {"swing": 0.8}, "examples": add_ids[:2], "terms": ["but", "also"]},
+        {"kind": "merge", "classes": ["neu", "pos"], "size": 40, "evidence": {}}]}))
+    return path
+
+
+def log_lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "review" / "decisions.jsonl").read_text().splitlines()]
+
+
+def test_log_batch_counts_only_once_committed_and_an_interrupted_batch_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(path)
+    log.append(id=1, old_label="neg", action="keep", new_label="neg")
+    g = log.append_batch([{"id": i, "old_label": "neg", "action": "drop", "new_label": None} for i in (1, 2)],
+                         source="filter class=neg")
+    assert log.latest["1"]["action"] == "drop" and g["rows"] == 2
+    lines = path.read_text().splitlines()
+    assert [json.loads(x).get("kind") for x in lines] == [None, None, None, "commit"]
+    assert all(json.loads(x)["group"] == g["group"] for x in lines[1:])
+    with open(path, "ab") as fh:  # a crash after two row lines of a batch, before its commit
+        for i in (3, 4):
+            fh.write(json.dumps({"time": "t", "id": i, "old_label": "neg", "action": "drop",
+                                 "new_label": None, "group": "dead", "source": "lasso on the map"}).encode() + b"\n")
+    again = DecisionLog(path).load()
+    assert sorted(again.latest) == ["1", "2"] and list(again.groups) == [g["group"]]
+    assert len(again.problems) == 1 and "bulk action dead (lasso on the map) was interrupted" in again.problems[0]
+    with pytest.raises(InputError, match="'new_label' must be a class name"):
+        again.append_batch([{"id": 5, "old_label": "neg", "action": "relabel", "new_label": None}], source="x")
+    assert len(path.read_text().splitlines()) == 6  # nothing of the refused batch written
+
+
+def test_log_undo_restores_earlier_decisions_and_refuses_twice(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(path)
+    log.append(id=1, old_label="neg", action="accept", new_label="pos")
+    g = log.append_batch([{"id": i, "old_label": "neg", "action": "drop", "new_label": None} for i in (1, 2)],
+                         source="region=hard")["group"]
+    log.append(id=2, old_label="neg", action="keep", new_label="neg")  # decided after the batch
+    log.undo(g)
+    for state in (log, DecisionLog(path).load()):  # the same after a reload
+        assert state.latest["1"]["action"] == "accept" and state.latest["2"]["action"] == "keep"
+        assert state.groups[g]["undone"] is not None
+    size = path.stat().st_size
+    with pytest.raises(InputError, match=f"bulk action {g} \\(region=hard\\) was already undone"):
+        DecisionLog(path).load().undo(g)
+    with pytest.raises(InputError, match="no bulk action 'nope'"):
+        log.undo("nope")
+    assert path.stat().st_size == size
+
+
+def test_session_new_class_from_a_proposal_all_members_then_export(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    write_proposals(run, [1, 2, 3, 4, 5])
+    s = make_session(run, data)
+    add, merge = s.state()["proposals"]
+    assert (add["kind"], add["size"], add["number"], merge["kind"]) == ("add", 5, 1, "merge")
+    assert [m["id"] for m in s.members(add["pid"])["members"]] == ["1", "2", "3", "4", "5"]
+    res = s.create_class("  mixed ", proposal=add["pid"], accept_all=True)
+    assert res["name"] == "mixed" and res["action"]["rows"] == 5
+    lines = log_lines(run)
+    rows = [x for x in lines if "kind" not in x]
+    assert [x["id"] for x in rows] == [1, 2, 3, 4, 5]  # one entry per row
+    assert {x["source"] for x in rows} == {"new class 'mixed' (proposal 1)"}
+    assert [x["kind"] for x in lines if "kind" in x] == ["class", "commit"]
+    again = make_session(run, data)  # a reload shows the same state
+    assert again.state()["classes"] == ["neg", "neu", "pos", "mixed"]
+    assert again.example("3")["current"] == "mixed"
+    result = again.export()
+    corrected, before = pd.read_csv(result.path), pd.read_csv(data)
+    assert corrected.loc[[1, 2, 3, 4, 5], "label"].tolist() == ["mixed"] * 5
+    assert (corrected["label"] != before["label"]).sum() == 5 and result.relabelled == 5
+    changes = pd.read_csv(result.changes)
+    assert changes["new_label"].tolist() == ["mixed"] * 5
+    assert set(changes["why"]) == {"new class 'mixed' (proposal 1)"}
+
+
+def test_session_new_class_one_by_one_and_bad_names(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    write_proposals(run, [1, 2, 3])
+    s = make_session(run, data)
+    pid = s.state()["proposals"][0]["pid"]
+    s.create_class("mixed", proposal=pid)
+    size = (run / "review" / "decisions.jsonl").stat().st_size
+    for name, match in [("", "needs a name; got an empty one"), ("   ", "needs a name"),
+                        ("neg", "class 'neg' already exists"), ("MIXED", "class 'mixed' already exists"),
+                        ("a\nb", "printable"), ("x" * 61, "at most 60")]:
+        with pytest.raises(InputError, match=match):
+            s.create_class(name, proposal=pid)
+    with pytest.raises(InputError, match="a merge, not an add"):
+        s.create_class("other", proposal=s.state()["proposals"][1]["pid"])
+    assert (run / "review" / "decisions.jsonl").stat().st_size == size  # nothing written
+    s.decide("2", "relabel", "mixed", source=s.proposal_source(pid, "mixed"))
+    assert log_lines(run)[-1]["source"] == "new class 'mixed' (proposal 1)"
+    assert s.current(2) == "mixed" and s.current(1) != "mixed"
+    # the class cannot be undone from under a row decided into it later
+    group = s.actions()[0]["group"]
+    with pytest.raises(InputError, match="still holds 1 example"):
+        s.undo(group)
+    s.decide("2", "keep")
+    s.undo(group)
+    assert "mixed" not in s.state()["classes"]
+
+
+def test_a_proposal_that_no_longer_exists_is_refused(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    path = write_proposals(run, [1, 2, 3], run.parent / "mine.json")
+    s = make_session(run, data, proposals=path)
+    pid = s.state()["proposals"][0]["pid"]
+    write_proposals(run, [1, 2, 3, 4], path)  # `datacarto classes` run again: another group
+    with pytest.raises(InputError, match=f"proposal '{pid}' no longer exists in mine.json"):
+        s.create_class("mixed", proposal=pid, accept_all=True)
+    with pytest.raises(InputError, match="no longer exists"):
+        s.preview({"proposal": pid}, "drop")
+    assert not (run / "review" / "decisions.jsonl").exists()
+    with pytest.raises(InputError, match="--proposals .*no such file"):
+        make_session(run, data, proposals=run.parent / "missing.json")
+
+
+def test_proposal_file_problems_are_reported_not_fatal(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    (run / "classes.json").write_text(json.dumps({"proposals": [
+        {"kind": "split", "classes": []}, {"kind": "add", "classes": ["neg"], "ids": [1, 999]}]}))
+    s = make_session(run, data)
+    assert [p["size"] for p in s.state()["proposals"]] == [1]
+    problems = " ".join(s.problems)
+    assert "proposal 1: 'kind' is 'split'" in problems and "1 of its 2 ids are not in this run" in problems
+    (run / "classes.json").write_text("{not json")
+    assert make_session(run, data).state()["proposals"] == []
+
+
+def test_session_merge_relabels_every_row_and_undo_restores(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    write_proposals(run, [1])
+    s = make_session(run, data)
+    neu = [i for i in range(s.n) if s.current(i) == "neu"]
+    s.decide(s.keys[neu[0]], "relabel", "pos")  # no longer neu: not merged
+    merge = s.state()["proposals"][1]
+    res = s.merge("neu", "pos", "pos", proposal=merge["pid"])
+    assert res["action"]["rows"] == len(neu) - 1 and res["source"] == "merge 'neu' into 'pos' (proposal 2)"
+    assert all(s.current(i) == "pos" for i in neu)
+    assert s.state()["classes"] == ["neg", "pos"] and s.state()["merged"] == {"neu": "pos"}
+    with pytest.raises(InputError, match="'neu' is not a current class"):
+        s.merge("neu", "neg", "neg")
+    with pytest.raises(InputError, match="relabel needs 'label', one of the classes"):
+        s.decide("0", "relabel", "neu")
+    result = make_session(run, data).export()
+    changes = pd.read_csv(result.changes)
+    merged = changes[changes["why"] == "merge 'neu' into 'pos' (proposal 2)"]
+    assert len(merged) == len(neu) - 1 and set(merged["new_label"]) == {"pos"}
+    assert "neu" not in set(pd.read_csv(result.path)["label"])
+    s.undo(res["action"]["group"])
+    assert s.state()["classes"] == ["neg", "neu", "pos"] and s.current(neu[1]) == "neu"
+    with pytest.raises(InputError, match="must be 'neg' or 'pos'"):
+        s.merge("neg", "pos", "neu")
+
+
+def test_session_bulk_filter_threshold_lasso_confirm_and_undo(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    s = make_session(run, data)
+    above = [i for i in range(s.n) if s.score[i] >= 0.5]
+    pre = s.preview({"filter": {"score_min": 0.5}}, "accept")
+    assert pre["count"] == pre["selected"] == len(above) > 0 and pre["source"] == "filter score >= 0.5"
+    with pytest.raises(InputError, match=f"now changes {len(above)} example\\(s\\), not the 3 you confirmed"):
+        s.bulk({"filter": {"score_min": 0.5}}, "accept", expect=3)
+    assert not (run / "review" / "decisions.jsonl").exists()
+    res = s.bulk({"filter": {"score_min": 0.5}}, "accept", expect=len(above))
+    assert len([x for x in log_lines(run) if "kind" not in x]) == len(above)
+    assert all(s.log.latest[s.keys[i]]["new_label"] == s.classes[s.sugg[i]] for i in above)
+    assert s.preview({"filter": {"score_min": 0.5}}, "accept")["count"] == 0  # already so
+    with pytest.raises(InputError, match="no example would change"):
+        s.bulk({"filter": {"score_min": 0.5}}, "accept")
+    # a lasso around the lower half of the map
+    box = [[-1, -1], [2, -1], [2, 0.5], [-1, 0.5]]
+    low = [i for i in range(s.n) if s.conf[i] < 0.5]
+    assert s.preview({"lasso": box}, "drop")["selected"] == len(low)
+    s.bulk({"lasso": box}, "drop")
+    assert all(s.current(i) is None for i in low)
+    region, cls = s.region[1], s.current(1)
+    chosen = [i for i in range(s.n) if s.region[i] == region and s.current(i) == cls]
+    assert s.preview({"filter": {"region": region, "class": cls}}, "keep")["selected"] == len(chosen) > 0
+    s.undo(s.actions()[0]["group"])  # the lasso
+    s.undo(res["action"]["group"])   # the threshold
+    assert s.log.latest == {}
+    with pytest.raises(InputError, match="already undone"):
+        s.undo(res["action"]["group"])
+    for bad, match in [({"lasso": [[0, 0], [1, 1]]}, "at least 3"), ({"filter": {"region": "moon"}}, "region 'moon'"),
+                       ({"filter": {"score_min": "high"}}, "must be a number"), ({"ids": []}, "non-empty"),
+                       ({"ids": ["nope"]}, "unknown id"), ({"filter": {}, "ids": [1]}, "exactly one"),
+                       ({"everything": 1}, "unknown selection")]:
+        with pytest.raises(InputError, match=match):
+            s.preview(bad, "keep")
+
+
+def test_server_bulk_class_merge_and_undo_routes(fresh: tuple[Path, Path]) -> None:
+    run, data = fresh
+    write_proposals(run, [1, 2])
+    srv = make_server(make_session(run, data))
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        status, st = request(srv, "GET", "/api/state")
+        pid = st["proposals"][0]["pid"]
+        members = request(srv, "GET", f"/api/proposal?pid={pid}")[1]["members"]
+        assert [m["id"] for m in members] == ["1", "2"] and all(m["current"] in CLASSES for m in members)
+        assert request(srv, "GET", "/api/proposal?pid=gone")[0] == 400
+        status, body = request(srv, "POST", "/api/class", {"name": "", "proposal": pid})
+        assert status == 400 and "needs a name" in body["error"]
+        status, body = request(srv, "POST", "/api/class", {"name": "mixed", "proposal": pid, "accept_all": True})
+        assert status == 200 and body["action"]["rows"] == 2
+        sel = {"selection": {"ids": ["3", "4"]}, "action": "relabel", "label": "mixed"}
+        status, pre = request(srv, "POST", "/api/preview", sel)
+        assert status == 200 and pre["count"] == 2
+        status, body = request(srv, "POST", "/api/bulk", {**sel, "expect": 2})
+        group = body["action"]["group"]
+        assert status == 200 and request(srv, "POST", "/api/bulk", sel)[0] == 400  # no expect
+        assert request(srv, "POST", "/api/undo", {"action": group})[0] == 200
+        status, body = request(srv, "POST", "/api/undo", {"action": group})
+        assert status == 400 and "already undone" in body["error"]
+        status, body = request(srv, "POST", "/api/merge", {"a": "neg", "b": "mixed", "into": "neg"})
+        assert status == 200 and body["action"]["rows"] == 2
+        assert request(srv, "POST", "/api/merge", {"a": "neg", "b": "pos", "into": "neg"}, token="bad")[0] == 403
+        assert request(srv, "POST", "/api/undo", {"action": group, "x": 1})[0] == 400
+        status, body = request(srv, "POST", "/api/decide", {"id": "5", "action": "keep", "proposal": "gone"})
+        assert status == 400 and "no longer exists" in body["error"]
+        assert request(srv, "GET", "/static/tools.js")[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_cli_review_export_carries_a_new_class(fresh: tuple[Path, Path], capsys) -> None:
+    run, data = fresh
+    path = write_proposals(run, [1, 2], run.parent / "props.json")
+    s = make_session(run, data, proposals=path)
+    s.create_class("mixed", proposal=s.state()["proposals"][0]["pid"], accept_all=True)
+    out = run.parent / "fixed.csv"
+    assert main(["review", str(run), "--data", str(data), "--proposals", str(path),
+                 "--export", str(out)]) == 0
+    assert pd.read_csv(out)["label"].tolist()[1:3] == ["mixed", "mixed"]
+    code = main(["review", str(run), "--data", str(data), "--proposals", str(run / "none.json"),
+                 "--export", str(out)])
+    assert code == 2 and "none.json: no such file" in capsys.readouterr().err
+
+
+def test_export_new_class_in_a_numeric_label_column(tmp_path: Path) -> None:
+    run, data = run_and_data(tmp_path, label_kind="index")
+    s = make_session(run, data)
+    s.create_class("mixed")
+    s.bulk({"ids": [1, 2]}, "relabel", "mixed")
+    out = s.export(tmp_path / "o.csv")
+    assert pd.read_csv(out.path)["label"].tolist()[1:3] == [3, 3]  # the next index after the run's
+
+
+@given(st.floats(-2, 2), st.floats(-2, 2), st.floats(0.01, 2), st.floats(0.01, 2))
+def test_in_polygon_matches_a_rectangle(x0: float, y0: float, w: float, h: float) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-3, 4, 200), rng.uniform(-3, 4, 200)
+    rect = [[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]]
+    expect = (x > x0) & (x < x0 + w) & (y > y0) & (y < y0 + h)
+    edge = np.isclose(x, x0) | np.isclose(x, x0 + w) | np.isclose(y, y0) | np.isclose(y, y0 + h)
+    got = in_polygon(x, y, rect)
+    assert np.array_equal(got[~edge], expect[~edge])

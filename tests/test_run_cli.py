@@ -313,3 +313,82 @@ def test_progress_terminal_bar_and_quiet():
     q.advance(1)
     q.finish()
     assert quiet.getvalue() == ""
+
+
+# -------------------------------------------------------------------- pixels and figures
+def pixel_frame(n: int = 90, side: int = 8, seed: int = 0) -> pd.DataFrame:
+    """``n`` images of ``side`` x ``side`` pixels (columns px_0..), the class in the top rows."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    pixels = rng.integers(0, 4, size=(n, side * side)).astype(float)
+    pixels[:, :side] += 8.0 * (y[:, None] == 0)
+    pixels[:, side:2 * side] += 8.0 * (y[:, None] == 1)
+    frame = pd.DataFrame(pixels, columns=[f"px_{i}" for i in range(side * side)])
+    frame["digit"] = np.array(["zero", "one", "two"])[y]
+    return frame
+
+
+def test_run_describes_pixel_rows_as_images_and_passes_the_axes(tmp_path, capsys, monkeypatch):
+    from datacarto.plot import datamap
+
+    drawn = {}
+    real = datamap.plot_data_map
+
+    def spy(*args, **kwargs):
+        drawn.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(datamap, "plot_data_map", spy)
+    data = tmp_path / "digits.csv"
+    pixel_frame().to_csv(data, index=False)
+    code, stdout, stderr = run_cli(capsys, "run", data, "--label-column", "digit",
+                                   "--feature-columns", "px_*", "--out", tmp_path / "run",
+                                   "--epochs", "3", "--model", "linear", "--axes", "paper",
+                                   "--top", "3")
+    assert code == 0, stderr
+    assert drawn["axes"] == "paper"
+    assert "[8x8 image, mean 0." in stdout and "px_0=" not in stdout
+    code, stdout, _ = run_cli(capsys, "flag", tmp_path / "run", "--all")
+    assert code == 0 and "[8x8 image, mean 0." in stdout and "px_0=" not in stdout
+    code, stdout, _ = run_cli(capsys, "flag", tmp_path / "run", "--all", "--image-shape", "4,16")
+    assert code == 0 and "[4x16 image, mean 0." in stdout
+    code, _, stderr = run_cli(capsys, "run", data, "--label-column", "digit", "--feature-columns",
+                              "px_*", "--out", tmp_path / "bad", "--image-shape", "4,4")
+    assert code == 2 and "--image-shape 4,4 needs 16 feature columns; the data has 64" in stderr
+    assert not (tmp_path / "bad").exists()  # refused before any output
+
+
+def test_run_metrics_and_flag_print_each_figure_from_one_source(tmp_path, capsys):
+    data = tmp_path / "reviews.csv"
+    text_frame(n=150).to_csv(data, index=False)
+    out = tmp_path / "run"
+    code, run_out, stderr = run_cli(capsys, "run", data, "--label-column", "sentiment",
+                                    "--text-column", "review", "--out", out, "--epochs", "6",
+                                    "--model", "linear")
+    assert code == 0, stderr
+    _, metrics_out, _ = run_cli(capsys, "metrics", out)
+    _, flag_out, _ = run_cli(capsys, "flag", out)
+    memorisation = [line.strip() for line in run_out.splitlines()
+                    if line.strip().startswith(("Memorisation from epoch", "No memorisation"))]
+    assert len(memorisation) == 1
+    recorded = load(out).meta.memorisation_epoch
+    assert memorisation[0].startswith(f"Memorisation from epoch {recorded}:" if recorded
+                                      else "No memorisation")
+    for text in (metrics_out, flag_out):  # the same line, from the same definition
+        assert memorisation[0] in text.splitlines()
+    shared = [line for line in run_out.splitlines()
+              if line.startswith(("fit check", "label errors:", "flag calibration:",
+                                  "Flagged as likely label errors:"))]
+    assert len(shared) == 4
+    for line in shared:
+        assert line in metrics_out.splitlines()
+
+
+def test_flag_refuses_an_image_shape_that_does_not_fit_in_one_line(tmp_path, capsys):
+    data = tmp_path / "digits.csv"
+    pixel_frame(n=60).to_csv(data, index=False)
+    assert run_cli(capsys, "run", data, "--label-column", "digit", "--feature-columns", "px_*",
+                   "--out", tmp_path / "run", "--epochs", "2", "--model", "linear", "-q")[0] == 0
+    code, _, stderr = run_cli(capsys, "flag", tmp_path / "run", "--image-shape", "5,5")
+    assert code == 2 and stderr.count("\n") == 1
+    assert "--image-shape 5,5 needs 25 feature columns; the data has 64" in stderr

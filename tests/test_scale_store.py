@@ -20,7 +20,9 @@ from datacarto.errors import InputError, SchemaError
 @pytest.fixture(autouse=True)
 def small_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     # small row groups so that a few hundred rows exercise the multi-group paths
+    # the recorder cuts epochs at store.ROW_GROUP_ROWS, the shard writer at its own module's
     monkeypatch.setattr(store, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(store.shards, "ROW_GROUP_ROWS", 64)
 
 
 def _record(path: Path | None, ids: np.ndarray, logits: np.ndarray, labels: np.ndarray, *,

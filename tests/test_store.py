@@ -32,8 +32,9 @@ def test_layout_and_metadata(run_dir: Path) -> None:
     assert meta["datacarto_version"] == dc.__version__ and meta["id_type"] == "str"
     shard = run_dir / "epochs" / "epoch-00002.parquet"
     table = pq.read_table(shard)
-    assert table.schema.metadata[b"datacarto_schema_version"] == b"1"
-    assert {"id", "label", "gold_prob", "pred", "margin", "loss", "logits"} <= set(table.column_names)
+    assert table.schema.metadata[b"datacarto_schema_version"] == b"2"
+    assert {"id", "label", "gold_prob", "pred", "margin", "loss", "logit_0", "logit_1",
+            "logit_2"} <= set(table.column_names)
     frame = table.to_pandas()  # readable as-is by pandas
     assert frame["id"].tolist() == sorted(f"ex-{i}" for i in range(10))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any as _Any
 
 from ._version import __version__
+from .classes import missing_class_score, suggest_classes
 from .dynamics import TrainingDynamics
 from .errors import DatacartoError, InputError, MissingDependencyError, SchemaError, StateError
 from .metrics import (aggregate_runs, aum, compute_metrics, confidence, correctness, entropy,
@@ -39,9 +40,11 @@ __all__ = [
     "first_learned_epoch",
     "forgetting_events",
     "load",
+    "missing_class_score",
     "never_learned",
     "plot_data_map",
     "select",
+    "suggest_classes",
     "threshold_closeness",
     "variability",
 ]

@@ -30,7 +30,8 @@ __all__ = ["ASSESSMENT_NAMES", "MetricsState", "aggregate_runs", "assessment_cod
 
 #: Columns that are averaged (and get a ``_std``) when aggregating several runs.
 NUMERIC_COLUMNS = ("confidence", "variability", "correctness", "forgetting_events",
-                   "threshold_closeness", "aum", "entropy", "mean_loss", "label_error_score")
+                   "threshold_closeness", "aum", "entropy", "mean_loss", "label_error_score",
+                   "missing_class_score")
 
 
 def _probs(x: Any, name: str = "gold_probs") -> np.ndarray:
@@ -327,11 +328,24 @@ class MetricsState:
                              "added; add every chunk first.")
         r = self._arrays
         conf, var = r["confidence"], r["variability"]
+        r["missing_class_score"] = self._missing_class_score(r)
         stats = {k: r.pop(k) for k in ("probs", "suggested_label", "vote_majority") if k in r}
         flags = le.finish(self.plan.detector, stats, r["label"], conf, var, ids=r["id"])
         del stats
         region = region_codes(conf, var, **self.options.regions.as_kwargs())
         return _assemble_frame(r, region, flags, self.classes, self.epochs)
+
+    def _missing_class_score(self, r: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``missing_class_score`` column (:mod:`datacarto.classes.score`): it reads the
+        detector's probabilities of every row (held-out ones are matched by id), so it is made
+        here and not per chunk; NaN without stored logits."""
+        from .classes.score import _missing_class_score, detector_probs
+
+        if "entropy" not in r or "probs" not in r:
+            return np.full(self.n, np.nan)
+        probs = detector_probs(self.plan.detector, r["probs"], r["label"], r["id"])
+        assert probs is not None
+        return _missing_class_score(probs, r["entropy"])
 
 
 #: Values of the ``assessment`` column, by code: flagged, else the region (:data:`REGIONS`).
@@ -393,6 +407,7 @@ def _assemble_frame(columns: dict[str, np.ndarray], regions: np.ndarray, flags: 
     # from this frame's own region column, so that it follows the `regions` options
     frame["assessment"] = _names(np.array(ASSESSMENT_NAMES, dtype=object),
                                  assessment_codes(flags["is_label_error"], regions))
+    frame["missing_class_score"] = columns.get("missing_class_score", np.nan)
     frame.attrs["epochs"] = [int(e) for e in epochs]
     frame.attrs["classes"] = list(classes)
     frame.attrs["label_errors"] = flags["info"]
@@ -409,7 +424,7 @@ def compute_metrics(dynamics: TrainingDynamics, *, include_ci: bool = False,
     never_learned, first_learned_epoch, threshold_closeness, aum, entropy (NaN without stored
     logits), mean_loss, region, label_error_score, suggested_label, suggested_label_name,
     is_label_error, assessment ('likely mislabeled', else the region: 'ambiguous', 'hard',
-    'easy'). ``attrs``: epochs, classes, label_errors (the detector's ``info``: epoch window,
+    'easy'), missing_class_score (NaN without stored logits). ``attrs``: epochs, classes, label_errors (the detector's ``info``: epoch window,
     memorisation message, flag calibration, components unavailable from the run).
 
     ``regions`` and ``label_errors`` (:class:`~datacarto.options.RegionOptions`,

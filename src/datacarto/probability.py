@@ -173,8 +173,9 @@ def epoch_softmax_summary(logits: Any, keep: np.ndarray | None = None
     entropy = np.empty(n)
     probs = np.empty((n, k))
     for rows in _row_blocks(n, 1, SUMMARY_ROWS):
-        s = np.ascontiguousarray(np.moveaxis(z[rows], 2, 0))  # (K, rows, E)
-        s -= np.maximum.reduce(s, axis=0)
+        zt = np.moveaxis(z[rows], 2, 0)  # (K, rows, E)
+        # a new array, never written into the caller's logits (their layout may already be this)
+        s = np.subtract(zt, np.maximum.reduce(zt, axis=0), order="C")
         q = np.exp(s)
         total = np.add.reduce(q, axis=0)
         q /= total

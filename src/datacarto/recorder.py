@@ -25,6 +25,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -427,7 +428,9 @@ class Recorder:
         else:
             store.write_shard_chunks(self.path / name, epoch=epoch,
                                      chunks=_shard_chunks(ids, labels, order, parts, keep_logits))
-        meta = self._run_meta.with_epoch(epoch, [name], planned_epochs=self.planned_epochs)
+        # the shard is in this datacarto's schema: a resumed older run now needs it to be read
+        meta = replace(self._run_meta, schema_version=store.SCHEMA_VERSION).with_epoch(
+            epoch, [name], planned_epochs=self.planned_epochs)
         store.write_run_json(self.path, meta)
         self._run_meta = meta
 

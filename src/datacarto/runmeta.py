@@ -29,8 +29,9 @@ from .errors import SchemaError
 __all__ = ["CAPTURE_MODES", "FORMAT_NAME", "ID_TYPES", "SCHEMA_VERSION", "DataRecord", "RunMeta"]
 
 FORMAT_NAME = "datacarto-run"
-#: Version of the run format (run.json and the epoch shards). A reader refuses a newer one.
-SCHEMA_VERSION = 1
+#: Version of the run format (run.json and the epoch shards). A reader refuses a newer one and
+#: reads every older one: 2 stores the full logits as flat ``logit_k`` columns, 1 as one list column.
+SCHEMA_VERSION = 2
 CAPTURE_MODES = ("pass", "eval")
 ID_TYPES = ("int", "str")
 #: Curve values per epoch that datacarto reads back (each a number or null).

@@ -1,4 +1,5 @@
-"""Helpers shared by CLI subcommands: run loading, output paths, progress lines."""
+"""Helpers shared by CLI subcommands: run loading, the data file, output paths, the lines
+several commands print (flag count, detector notes, memorisation)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from .._paths import check_output_path
 from ..errors import DatacartoError
+from ..report.source import DataChoice, choose_data
 from ..run import Run, load
 
 
@@ -88,8 +90,40 @@ def info(message: str, *, quiet: bool = False, **_: Any) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def detector_notes(metrics: pd.DataFrame) -> list[str]:
-    """How the label-error flags were made (:func:`datacarto.label_errors.notes`)."""
+def data_choice(run: Run, args: argparse.Namespace) -> DataChoice:
+    """The data file of a command (:func:`datacarto.report.source.choose_data`): ``--data``,
+    ``--text-column``, ``--id-column``, ``--label-column`` where the command has them, else
+    what ``datacarto run`` recorded. The command prints ``choice.line`` (on stderr, with
+    :func:`info`) once the file is read, or when it goes on without one: an error about the
+    file stays the only line."""
+    return choose_data(run.path, run.meta, data=getattr(args, "data", None),
+                       text_column=getattr(args, "text_column", None),
+                       id_column=getattr(args, "id_column", None),
+                       label_column=getattr(args, "label_column", None))
+
+
+def flagged_line(metrics: pd.DataFrame) -> str:
+    """How many examples are flagged, e.g. ``Flagged as likely label errors: 12 (1.2%)``."""
+    n, flagged = len(metrics), int(metrics["is_label_error"].sum())
+    return f"Flagged as likely label errors: {flagged:,} ({flagged / n if n else 0.0:.1%})"
+
+
+def detector_notes(metrics: pd.DataFrame, run: Run | None = None) -> list[str]:
+    """How the label-error flags were made (:func:`datacarto.label_errors.notes`), then, for a
+    run with a held-out curve (``datacarto run``), when it started memorising
+    (:func:`datacarto.memorisation.memorisation_line`)."""
     from ..label_errors import notes
 
-    return notes(metrics.attrs.get("label_errors") or {})
+    lines = notes(metrics.attrs.get("label_errors") or {})
+    line = memorisation_note(run.meta.curve) if run is not None else None
+    return lines + ([line] if line else [])
+
+
+def memorisation_note(curve: Sequence[Any]) -> str | None:
+    """:func:`~datacarto.memorisation.memorisation_line` of a curve with a held-out accuracy
+    per epoch; None for a curve without one (``--heldout none``, a run of your own loop)."""
+    from ..memorisation import memorisation_epoch, memorisation_line
+
+    if not curve or any(p.get("gap") is None for p in curve):
+        return None
+    return memorisation_line(memorisation_epoch(curve))

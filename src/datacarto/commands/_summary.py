@@ -9,14 +9,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..memorisation import memorisation_line
 from ..regions import REGIONS
-from ..train.loop import MEMORISATION_GAP, side_folds
+from ..thumbnails import describe_image_row
+from ..train.loop import side_folds
 from ..train.preparation import Prepared
+from ._common import detector_notes, flagged_line
 
 if TYPE_CHECKING:
     from ._workflow import RunResult
 
-__all__ = ["describe_row", "round_robin", "summarize", "suspect_lines", "trim"]
+__all__ = ["describe_features", "describe_row", "round_robin", "summarize", "suspect_lines", "trim"]
+
+#: Feature values shown beside an example of tabular data (not an image).
+SHOWN_FEATURES = 6
 
 
 def trim(text: str, width: int = 72) -> str:
@@ -31,14 +37,35 @@ def trim(text: str, width: int = 72) -> str:
     return one if len(one) <= width else one[:width - 1] + "…"
 
 
-def describe_row(prep: Prepared, row: int) -> str:
-    """Row ``row`` of the user's data as shown beside a suspect: its text, or its first features."""
+def describe_features(columns: Sequence[str], values: Sequence[Any],
+                      shape: tuple[int, int] | None = None) -> str:
+    """A row of feature values as shown beside an example: ``[28x28 image, mean 0.31]`` when
+    the features are the pixels of an image of ``shape``
+    (:func:`datacarto.thumbnails.describe_image_row`), else its first features.
+
+    Examples
+    --------
+    >>> describe_features(["a", "b"], [1.5, "x"])
+    'a=1.5, b=x'
+    >>> describe_features(["p0", "p1", "p2", "p3"], [0, 1, 1, 0], (2, 2))
+    '[2x2 image, mean 0.50]'
+    """
+    if shape is not None:
+        return describe_image_row(np.asarray(values, dtype=np.float64), shape)
+    shown = ", ".join(f"{c}={v}" for c, v in zip(columns[:SHOWN_FEATURES], values))
+    return shown + (", …" if len(columns) > SHOWN_FEATURES else "")
+
+
+def describe_row(prep: Prepared, row: int, shape: tuple[int, int] | None = None) -> str:
+    """Row ``row`` of the user's data as shown beside a suspect: its text, or its features
+    (:func:`describe_features`; ``shape``: the image the feature columns form, if any)."""
     if prep.kind == "text":
         assert prep.texts is not None
         return prep.texts[row]
     assert prep.feature_columns is not None
-    return ", ".join(f"{c}={prep.frame[c].iloc[row]}" for c in prep.feature_columns[:6]) + (
-        ", …" if len(prep.feature_columns) > 6 else "")
+    columns = list(prep.feature_columns)
+    shown = columns if shape is not None else columns[:SHOWN_FEATURES]
+    return describe_features(columns, prep.frame[shown].iloc[row].tolist(), shape)
 
 
 def round_robin(frame: pd.DataFrame, column: str, n: int) -> pd.DataFrame:
@@ -61,9 +88,10 @@ def round_robin(frame: pd.DataFrame, column: str, n: int) -> pd.DataFrame:
 
 
 def suspect_lines(prep: Prepared, suspects: pd.DataFrame, *,
-                  injected: set[Any] | None = None) -> list[str]:
+                  injected: set[Any] | None = None,
+                  shape: tuple[int, int] | None = None) -> list[str]:
     """One line per row of a suspects table: score, given -> suggested label, id and the row's
-    data (``injected``: ids to mark ``[flip]``)."""
+    data (``injected``: ids to mark ``[flip]``; ``shape``: the image the features form)."""
     lines = []
     for (_, s), row in zip(suspects.iterrows(), prep.rows_of(suspects["id"].to_numpy())):
         mark = ""
@@ -71,7 +99,7 @@ def suspect_lines(prep: Prepared, suspects: pd.DataFrame, *,
             mark = " [flip]" if s["id"] in injected else " [    ]"
         lines.append(f"  {s['label_error_score']:.2f} {s['given_label']} -> "
                      f"{s['suggested_label']}{mark}  id={s['id']}: "
-                     f"{trim(describe_row(prep, int(row)), 90)}")
+                     f"{trim(describe_row(prep, int(row), shape), 90)}")
     return lines
 
 
@@ -117,27 +145,20 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
             lines.append(f"  {p['epoch']:>5}  {p['train_acc']:.3f}")
     if not has_held:
         lines.append("  (no held-out curve with --heldout none)")
-    elif run.memorisation_epoch is not None:
+    else:
         e = run.memorisation_epoch
-        lines.append(f"  Memorisation from epoch {e}: training accuracy stays more than "
-                     f"{MEMORISATION_GAP:.2f} ahead of accuracy on held-out rows; later epochs "
-                     "increasingly fit the given labels, right or wrong.")
-        if e > 2:  # a window needs 2+ epochs for variability
+        lines.append(f"  {memorisation_line(e)}")
+        if e is not None and e > 2:  # a window needs 2+ epochs for variability
             where = run.run_dirs[0] if len(run.run_dirs) == 1 else run.out / "seed-0"
             lines.append(f"  To map the epochs before it: datacarto metrics {where} --epochs :{e - 1}")
-    else:
-        lines.append(f"  No memorisation: training accuracy never stays more than "
-                     f"{MEMORISATION_GAP:.2f} ahead of held-out accuracy.")
     if prep.epochs == 1:
         lines.append("  With 1 epoch every variability is 0: train 2 or more epochs for a real map.")
     lines.append("")
     counts = {r: int((m["region"] == r).sum()) for r in REGIONS}
     lines.append("Regions: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in counts.items()))
     flagged = m["is_label_error"].to_numpy(dtype=bool)
-    fit = (m.attrs.get("label_errors") or {}).get("fit")
-    if isinstance(fit, dict) and fit.get("message"):
-        lines.append(str(fit["message"]))
-    lines.append(f"Flagged as likely label errors: {int(flagged.sum()):,} ({flagged.mean():.1%})")
+    lines.extend(detector_notes(m))  # fit check, epoch window, calibration: as metrics prints them
+    lines.append(flagged_line(m))
     lines.append("")
     width = max(5, max(len(c) for c in prep.classes))
     lines.append(f"  {'class':<{width}}  {'n':>7}  {'easy':>7}  {'ambig.':>7}  {'hard':>7}  "
@@ -161,7 +182,7 @@ def summarize(run: RunResult, *, top: int = 10, injected: set[Any] | None = None
     if len(shown):
         lines.append(f"{heading}, the most suspicious of each given label in turn (score, given "
                      f"-> suggested{', injected flip?' if injected is not None else ''}):")
-        lines.extend(suspect_lines(prep, shown, injected=injected))
+        lines.extend(suspect_lines(prep, shown, injected=injected, shape=run.image_shape))
         lines.append("")
     lines.extend(more)
     outs = ["datamap.png", "suspects.csv", "metrics.parquet", "metrics.csv", "summary.json"]

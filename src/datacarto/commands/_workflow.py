@@ -16,21 +16,23 @@ import pandas as pd
 
 from .. import store
 from ..datafiles import check_label_column, read_data, write_data
+from ..errors import InputError
 from ..evidence import COLUMNS as EVIDENCE_COLUMNS
+from ..memorisation import MEMORISATION_GAP, memorisation_epoch
 from ..metrics import aggregate_runs
 from ..outputs import CREATED_BY, reset_output
 from ..progress import Progress
 from ..regions import REGIONS
 from ..run import load
+from ..thumbnails import image_shape as columns_image_shape
 from ..train.infer import infer_columns
-from ..train.loop import MEMORISATION_GAP, memorisation_epoch
 from ..train.preparation import Prepared, RunOptions, prepare
 from ..train.trainer import mean_curve, train_runs
 from ._evidence import add_evidence
 from .flag import flag_table
 
 __all__ = ["MAX_SUSPECT_FEATURES", "RunResult", "build_suspects", "default_out", "execute",
-           "run_file", "update_summary_json", "write_summary_text"]
+           "feature_image_shape", "run_file", "update_summary_json", "write_summary_text"]
 
 #: Feature columns shown in suspects.csv for tabular data (a row's other columns are in the data).
 MAX_SUSPECT_FEATURES = 30
@@ -52,15 +54,18 @@ class RunResult:
     heldout: str = "side"
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: (height, width) of the image the feature columns form (``--image-shape`` or guessed)
+    image_shape: tuple[int, int] | None = None
 
 
 def run_file(path: str | os.PathLike[str], options: RunOptions, out: str | os.PathLike[str], *,
-             progress: Progress | None = None, allow_many_classes: bool = False) -> RunResult:
+             progress: Progress | None = None, allow_many_classes: bool = False,
+             image_shape: Any = None, axes: str = "fit") -> RunResult:
     """Read ``path``, then :func:`~datacarto.train.preparation.prepare`,
     :func:`~datacarto.outputs.reset_output` and :func:`execute`.
 
     A label column with more classes than ``datafiles.MAX_CLASS_SHARE`` of the rows is refused
-    unless ``allow_many_classes``.
+    unless ``allow_many_classes``. ``image_shape`` and ``axes`` as for :func:`execute`.
     """
     frame = read_data(path, text_columns=[options.id_column])  # ids as written: 00001, 01 != 1
     options, guessed = infer_columns(frame, options, source=str(path))
@@ -70,17 +75,37 @@ def run_file(path: str | os.PathLike[str], options: RunOptions, out: str | os.Pa
                        allow_many_classes=allow_many_classes)
     prep = prepare(frame, options, source=str(path))
     prep.guessed = guessed
+    shape = feature_image_shape(prep, image_shape)  # a wrong --image-shape fails before training
     out = reset_output(out, inputs=[path])
     return execute(prep, options, out, data_fingerprint=store.fingerprint_file(path),
-                   progress=progress)
+                   progress=progress, image_shape=shape, axes=axes)
+
+
+def feature_image_shape(prep: Prepared, given: Any = None) -> tuple[int, int] | None:
+    """The (height, width) of the image ``prep``'s feature columns form: ``given``
+    (``--image-shape H,W``, which must match their number) or guessed from their names
+    (:func:`datacarto.thumbnails.image_shape`); None for text or other tabular data."""
+    if prep.kind == "text" or prep.feature_columns is None:
+        if given is not None:
+            raise InputError("--image-shape needs feature columns (the pixels); this run "
+                             "trains on a text column.")
+        return None
+    return columns_image_shape(list(prep.feature_columns), given)
 
 
 def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
             data_fingerprint: str | None = None, extra: dict[str, Any] | None = None,
-            progress: Progress | None = None, title: str | None = None) -> RunResult:
+            progress: Progress | None = None, title: str | None = None,
+            image_shape: Any = None, axes: str = "fit") -> RunResult:
     """Train and record every seed into ``out`` (:func:`~datacarto.train.trainer.train_runs`),
-    then write the metrics, evidence, suspects, data map and ``summary.json`` there."""
+    then write the metrics, evidence, suspects, data map and ``summary.json`` there.
+
+    ``image_shape``: ``"H,W"`` when the feature columns are the pixels of an image (default:
+    guessed from their names); the summary then describes each suspect as a picture.
+    ``axes``: the data map's axes, ``"fit"`` or ``"paper"``
+    (:func:`datacarto.plot.datamap.plot_data_map`)."""
     options = prep.options or options  # with the columns prepare() guessed
+    shape = feature_image_shape(prep, image_shape)
     out = Path(out)
     t_start = time.perf_counter()
     trained = train_runs(prep, options, out, data_fingerprint=data_fingerprint,
@@ -97,13 +122,14 @@ def execute(prep: Prepared, options: RunOptions, out: str | os.PathLike[str], *,
     curve = mean_curve(trained.curves)
     suspects = build_suspects(metrics, prep, options)
     write_data(suspects, out / "suspects.csv")
-    _plot(metrics, prep, out / "datamap.png", title)
+    _plot(metrics, prep, out / "datamap.png", title, axes)
     now = time.perf_counter()
     timings = {**trained.timings, "outputs_s": now - t_outputs, "total_s": now - t_start}
     run = RunResult(out=out, run_dirs=trained.run_dirs, prepared=prep, metrics=metrics,
                     suspects=suspects, curve=curve, memorisation_epoch=memorisation_epoch(curve),
                     heldout=options.heldout, timings=timings,
-                    extra={**(extra or {}), "model_auto": trained.featurizer.get("auto")})
+                    extra={**(extra or {}), "model_auto": trained.featurizer.get("auto")},
+                    image_shape=shape)
     _write_summary_json(run, options)
     return run
 
@@ -171,13 +197,14 @@ def _metrics(run_dir: Path) -> pd.DataFrame:
         return load(run_dir).metrics()
 
 
-def _plot(metrics: pd.DataFrame, prep: Prepared, path: Path, title: str | None) -> None:
+def _plot(metrics: pd.DataFrame, prep: Prepared, path: Path, title: str | None,
+          axes: str = "fit") -> None:
     from ..plot.datamap import plot_data_map
 
     fig = plot_data_map(metrics["confidence"].to_numpy(), metrics["variability"].to_numpy(),
                         metrics["correctness"].to_numpy(), regions=metrics["region"].to_numpy(),
                         out=path, title=title, labels=metrics["label"].to_numpy(),
-                        class_names=prep.classes)
+                        class_names=prep.classes, axes=axes)
     del fig
 
 

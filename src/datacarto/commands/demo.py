@@ -119,7 +119,7 @@ def _not_flipped(result: RunResult, flips: pd.DataFrame, n: int = 5) -> list[str
     if suspects.empty:
         return []
     return ["Flagged although the demo did not flip them (the data's own label noise, or hard "
-            "cases):", *suspect_lines(result.prepared, suspects), ""]
+            "cases):", *suspect_lines(result.prepared, suspects, shape=result.image_shape), ""]
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ Runs made by ``datacarto run`` also record why each suspect is flagged
 columns (``reason``, ``kept_predicting``, ``heldout_given_prob``, ``neighbour_agreement``,
 ``conflicting_duplicates``, ...), lists every row with a duplicate labelled differently
 whatever its score, and the preview prints a "why" line per suspect.
+
+Each example is shown with its text (or, for tabular data, its features; for pixels a short
+``[28x28 image, mean 0.31]``) from the data file ``datacarto run`` recorded, or ``--data``
+(:func:`datacarto.report.source.choose_data`); the text column is written into the table too.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ import numpy as np
 import pandas as pd
 
 from ..datafiles import data_format, write_data
-from ..errors import InputError, SchemaError
+from ..errors import SchemaError
 from ..evidence import COLUMNS as EVIDENCE_COLUMNS
 from ..evidence import describe_evidence
-from ._common import add_metric_options, default_output, detector_notes, guard_output, run_metrics
+from ..report.source import DEFAULT_TEXT_COLUMNS, DataChoice, DataSource
+from ..run import Run
+from ..thumbnails import image_shape, parse_image_shape, pixel_columns
+from ._common import (add_metric_options, data_choice, default_output, detector_notes,
+                      guard_output, info, run_metrics)
+from ._summary import describe_features
 from .select import load_data_for_run
 
 COLUMNS = ("id", "label_name", "suggested_label_name", "label_error_score", "confidence",
@@ -31,6 +40,8 @@ COLUMNS = ("id", "label_name", "suggested_label_name", "label_error_score", "con
 LIKELY_MISLABELED = "likely mislabeled"
 _SHOWN = 10
 _TEXT_WIDTH = 60
+#: The preview's column of an example's features (tabular data; not written to the table).
+EXAMPLE_COLUMN = "example"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,10 +53,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="table: .csv (default RUN/flags.csv), .tsv, .jsonl or .parquet")
     p.add_argument("--all", action="store_true", help="include every example, not only suspects")
-    p.add_argument("--data", metavar="DATA", help="data file to take each example's text from")
-    p.add_argument("--text-column", metavar="T", help="DATA's column to show beside each example")
+    p.add_argument("--data", metavar="DATA",
+                   help="data file to take each example's text from (default: the one "
+                        "`datacarto run` recorded)")
+    p.add_argument("--text-column", metavar="T",
+                   help="DATA's column to show beside each example (default: the recorded one, "
+                        "else text, sentence or content)")
     p.add_argument("--id-column", metavar="I",
-                   help="DATA's id column (default: ids are 0-based row numbers)")
+                   help="DATA's id column (default: the recorded one, else ids are 0-based row "
+                        "numbers)")
+    p.add_argument("--image-shape", metavar="H,W",
+                   help="the feature columns are the pixels of an H x W image (default: guessed "
+                        "from column names such as px_0..px_783); the preview then shows "
+                        "[HxW image, mean m] instead of pixel values")
     add_metric_options(p)
     p.set_defaults(func=execute)
 
@@ -75,27 +95,19 @@ def flag_table(metrics: pd.DataFrame, *, include_all: bool = False,
 
 
 def execute(args: argparse.Namespace) -> int:
-    if args.data and not args.text_column:
-        raise InputError("datacarto flag: --data needs --text-column T (the column to show "
-                         "beside each example).")
-    if (args.text_column or args.id_column) and not args.data:
-        raise InputError("datacarto flag: --text-column and --id-column need --data DATA.")
     out = default_output(args.run, "flags.csv", args.output)
     data_format(out)  # an unsupported extension fails before any work
     if args.data:
         data_format(args.data)
+    parse_image_shape(args.image_shape)
     guard_output(out, runs=[args.run], data=[args.data])
     run, metrics = run_metrics(args)
     table = flag_table(metrics, include_all=args.all)
-    if args.data:
-        frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column,
-                                        run_labels=metrics["label"].to_numpy())
-        if args.text_column not in frame.columns:
-            raise SchemaError(f"{args.data}: no column {args.text_column!r}; columns are "
-                              f"{list(frame.columns)}.")
-        row_of = pd.Series(rows, index=metrics["id"].to_numpy())
-        text = frame[args.text_column].to_numpy()[row_of.loc[table["id"].to_numpy()].to_numpy()]
-        table.insert(1, args.text_column, text)
+    shown = _examples(run, metrics, table, data_choice(run, args), args.image_shape)
+    text_column = None
+    if shown is not None and shown[0] != EXAMPLE_COLUMN:  # text goes into the table too
+        text_column = shown[0]
+        table.insert(1, text_column, shown[1])
     write_data(table, out)
     counts = table["assessment"].value_counts()
     kinds = ", ".join(f"{int(counts.get(k, 0)):,} {k}"
@@ -105,14 +117,62 @@ def execute(args: argparse.Namespace) -> int:
         kinds += (f"; {int((table['n_conflicting_duplicates'] > 0).sum()):,} with a duplicate "
                   "labelled differently")
     print(f"{len(table):,} of {len(metrics):,} examples listed ({kinds})")
-    for line in detector_notes(metrics):
+    for line in detector_notes(metrics, run):
         print(line)
     if len(table):
-        print(_preview(table.head(_SHOWN), args.text_column))
+        head = table.head(_SHOWN)
+        if shown is not None and text_column is None:
+            head = head.copy()
+            head.insert(1, EXAMPLE_COLUMN, shown[1][:len(head)])
+        print(_preview(head, shown[0] if shown is not None else None))
         for line in _why(table, _SHOWN):
             print(line)
     print(f"wrote {out}")
     return 0
+
+
+def _examples(run: Run, metrics: pd.DataFrame, table: pd.DataFrame, choice: DataChoice,
+              given_shape: str | None) -> tuple[str, list] | None:
+    """The column shown beside each row of ``table``: (its name, a value per row), after the
+    data file's ``data: ...`` line (printed once the file is read: an error stays one line).
+
+    The data file's text column (the one given or recorded, else ``text``/``sentence``/
+    ``content``); for tabular data the run's feature columns as :data:`EXAMPLE_COLUMN`
+    (:func:`~datacarto.commands._summary.describe_features`, a picture's summary when they are
+    pixels; the first :data:`_SHOWN` rows, those of the preview); None without a data file or
+    such columns.
+    """
+    source = choice.source
+    shown = None if source is None else _example_values(run, metrics, table, source, given_shape)
+    info(choice.line)
+    return shown
+
+
+def _example_values(run: Run, metrics: pd.DataFrame, table: pd.DataFrame, source: DataSource,
+                    given_shape: str | None) -> tuple[str, list] | None:
+    frame, rows = load_data_for_run(run, metrics["id"].to_numpy(), source.path, source.id_column,
+                                    run_labels=metrics["label"].to_numpy())
+    row_of = pd.Series(rows, index=metrics["id"].to_numpy())
+    table_rows = row_of.loc[table["id"].to_numpy()].to_numpy()
+    text = source.text_column
+    if text is not None and text not in frame.columns:
+        raise SchemaError(f"{source.path}: no column {text!r}; columns are "
+                          f"{list(frame.columns)}.")
+    if text is None:
+        text = next((c for c in DEFAULT_TEXT_COLUMNS if c in frame.columns), None)
+    if text is not None:
+        return text, list(frame[text].to_numpy()[table_rows])
+    recorded = run.meta.source.feature_columns if run.meta.source else None
+    columns = [c for c in (recorded or pixel_columns(list(map(str, frame.columns))))
+               if c in frame.columns]
+    if not columns:
+        return None
+    shape = image_shape(columns, given_shape)
+    values = frame[columns].iloc[table_rows[:_SHOWN]]
+    if shape is not None:
+        values = values.apply(pd.to_numeric, errors="coerce")
+    return EXAMPLE_COLUMN, [describe_features(columns, v, shape)
+                            for v in values.itertuples(index=False, name=None)]
 
 
 def _why(table: pd.DataFrame, n: int) -> list[str]:

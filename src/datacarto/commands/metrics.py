@@ -17,8 +17,8 @@ from ..metrics import aggregate_runs
 from ..options import RegionOptions
 from ..regions import REGIONS
 from ..run import load
-from ._common import (add_metric_options, default_output, detector_notes, guard_output,
-                      note_incomplete, with_evidence)
+from ._common import (add_metric_options, default_output, detector_notes, flagged_line,
+                      guard_output, note_incomplete, with_evidence)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,9 +49,7 @@ def summary(frame: pd.DataFrame) -> list[str]:
     counts = frame["region"].value_counts()
     regions = ", ".join(f"{r} {int(counts.get(r, 0)):,} ({_pct(int(counts.get(r, 0)), n)})"
                         for r in REGIONS)
-    flagged = int(frame["is_label_error"].sum())
-    lines = [head, f"regions: {regions}",
-             f"flagged as likely mislabeled: {flagged:,} ({_pct(flagged, n)})"]
+    lines = [head, f"regions: {regions}", flagged_line(frame)]
     if "reason" in frame.columns:  # evidence recorded by `datacarto run`
         dups = int((frame["n_conflicting_duplicates"].fillna(0) > 0).sum())
         lines.append(f"with a duplicate labelled differently (also suspects): {dups:,}")
@@ -84,7 +82,8 @@ def execute(args: argparse.Namespace) -> int:
     if len(runs) == 1:  # why each suspect is flagged, when `datacarto run` recorded it
         frame = with_evidence(runs[0].path, frame)
     write_data(frame, out)
-    for line in summary(frame) + detector_notes(frame):
+    notes = detector_notes(frame, runs[0] if len(runs) == 1 else None)
+    for line in summary(frame) + notes:
         print(line)
     print(f"wrote {out}")
     return 0

@@ -8,9 +8,10 @@ import time
 from ..plot.datamap import AXES
 from ..report.html import (DEFAULT_MAX_IMAGES, DEFAULT_MAX_POINTS, DEFAULT_SAMPLE_SIZE,
                            DEFAULT_TEXT_CHARS, write_report)
-from ..report.source import load_source, resolve_source
+from ..report.source import load_source
 from ..thumbnails import images_of, parse_image_shape
-from ._common import add_metric_options, default_output, guard_output, info, run_metrics
+from ._common import (add_metric_options, data_choice, default_output, guard_output, info,
+                      run_metrics)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,11 +56,13 @@ def execute(args: argparse.Namespace) -> int:
     run, metrics = run_metrics(args)
     texts = None
     images = None
-    source = resolve_source(run.path, run.meta, data=args.data, text_column=args.text_column,
-                            id_column=args.id_column)
+    choice = data_choice(run, args)
+    source = choice.source
     if source is not None:
         loaded = load_source(source, metrics["id"].to_numpy(), meta=run.meta,
                              run_labels=metrics["label"].to_numpy())
+    info(choice.line, quiet=args.quiet)
+    if source is not None:
         source_images = images_of(loaded, run.meta, args.image_shape)
         if source_images is not None:
             data_rows = loaded.rows_for(metrics["id"].to_numpy())

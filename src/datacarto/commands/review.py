@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import InputError
-from ._common import add_metric_options, guard_output, info, run_metrics
+from ._common import add_metric_options, data_choice, guard_output, info, run_metrics
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=0, help="port (default: 0, any free port)")
+    p.add_argument("--proposals", metavar="FILE",
+                   help="class proposals to act on (`datacarto classes RUN -o FILE`; default: "
+                        "RUN/classes.json when it exists)")
     p.add_argument("--top", type=int, metavar="N",
                    help="review the N highest-scoring examples instead of the flagged ones")
     p.add_argument("--export", metavar="FILE",
@@ -47,7 +50,7 @@ def _warn_exposed(host: str, url: str) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from ..report.source import load_source, resolve_source
+    from ..report.source import load_source
     from ..review.server import is_loopback, make_server
     from ..review.export import changes_path
     from ..review.session import ReviewSession
@@ -59,16 +62,19 @@ def execute(args: argparse.Namespace) -> int:
                      option="--export")
     parse_image_shape(args.image_shape)  # a malformed shape fails before any work
     run, metrics = run_metrics(args)
-    source = resolve_source(run.path, run.meta, data=args.data, text_column=args.text_column,
-                            id_column=args.id_column, label_column=args.label_column)
+    choice = data_choice(run, args)
+    source = choice.source
     if source is None:
-        raise InputError(f"review {run.path}: no data file. Give --data DATA, the file the run was "
-                         "trained on (with --text-column/--id-column/--label-column as needed).")
+        why = f" ({choice.problem})" if choice.problem else ""
+        raise InputError(f"review {run.path}: no data file{why}. Give --data DATA, the file the run "
+                         "was trained on (with --text-column/--id-column/--label-column as needed).")
     loaded = load_source(source, metrics["id"].to_numpy(), need_label=args.export is not None,
                          meta=run.meta, run_labels=metrics["label"].to_numpy())
+    info(choice.line)
     session = ReviewSession(run.path, metrics, run.classes, loaded, top=args.top,
                             title=f"datacarto review: {run.path.resolve().name}",
-                            images=images_of(loaded, run.meta, args.image_shape))
+                            images=images_of(loaded, run.meta, args.image_shape),
+                            proposals=args.proposals)
     for problem in session.problems:
         print(f"datacarto review: warning: {problem}", file=sys.stderr)
     if args.export is not None:
@@ -84,6 +90,8 @@ def execute(args: argparse.Namespace) -> int:
     state = session.state()
     info(f"datacarto review: {state['total']} suspects, {state['decided']} already decided; "
          f"decisions go to {run.path / state['log']}")
+    if session.proposals.path is not None:
+        info(f"datacarto review: {len(state['proposals'])} class proposal(s) from {session.proposals.path}")
     info(f"datacarto review: serving {server.url}  (Ctrl-C to stop)")
     if loaded.source.label_column is None:
         info("datacarto review: no label column found, so export is off (give --label-column)")

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..memorisation import MEMORISATION_GAP
+from ..plot.datamap import AXES
 from ..progress import Progress
+from ..thumbnails import parse_image_shape
 from ..train.autoselect import MAX_EPOCHS
-from ..train.loop import HELDOUT_SCHEMES, MEMORISATION_GAP
+from ..train.loop import HELDOUT_SCHEMES
 from ..train.preparation import CAPTURE_MODES, DEFAULT_EPOCHS, MODELS, RunOptions
 from ._summary import summarize
 from ._workflow import default_out, run_file, write_summary_text
@@ -79,6 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN",
                    help="output directory (default: DATA's name + '-datacarto' in the current "
                         "directory)")
+    p.add_argument("--image-shape", metavar="H,W",
+                   help="the feature columns are the pixels of an H x W image (default: guessed "
+                        "from column names such as px_0..px_783); the summary then describes each "
+                        "suspect as a picture ([28x28 image, mean 0.31]) instead of its pixels")
+    p.add_argument("--axes", choices=AXES, default="fit",
+                   help="axes of datamap.png: fit the data (default) or the paper's fixed "
+                        "[0, 0.5] x [0, 1]")
     p.add_argument("--allow-many-classes", action="store_true",
                    help="accept a label column with more distinct values than half the rows "
                         "(refused by default: it is usually a continuous target or an id)")
@@ -100,10 +110,12 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> RunOptio
 
 def execute(args: argparse.Namespace) -> int:
     options = options_from_args(args)
+    parse_image_shape(args.image_shape)  # a malformed shape fails before any work
     progress = Progress(quiet=args.quiet)
     out = args.out if args.out is not None else default_out(args.data)
     result = run_file(args.data, options, out, progress=progress,
-                      allow_many_classes=args.allow_many_classes)
+                      allow_many_classes=args.allow_many_classes, image_shape=args.image_shape,
+                      axes=args.axes)
     text = summarize(result, top=args.top)
     write_summary_text(result.out, text)
     if not args.quiet:

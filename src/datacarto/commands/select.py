@@ -1,8 +1,9 @@
 """``datacarto select RUN (--region R | --by METRIC) (--fraction F | --count N) -o FILE``.
 
-Without ``--data`` the output is an id list, one id per line, best first (rank order). With
-``--data DATA`` it is a copy of the selected rows of DATA in the format of FILE's extension,
-rows in DATA's original order (what a training script expects). Either way
+The output is a copy of the selected rows of the data file in the format of FILE's extension,
+rows in the file's original order (what a training script expects), when there is a data file
+(``--data DATA``, or the one ``datacarto run`` recorded) and FILE ends in .csv, .tsv, .jsonl or
+.parquet; otherwise an id list, one id per line, best first (rank order). Either way
 ``FILE.manifest.json`` records the parameters, the run, the counts and the datacarto version.
 """
 
@@ -20,12 +21,12 @@ from .. import store
 from .._validation import check_fraction
 from .._datamatch import check_data_matches_run, check_fingerprint
 from ..datafiles import DataTable, data_format, example_ids, read_table, write_rows
-from ..report.source import DEFAULT_LABEL_COLUMNS
-from ..errors import InputError
+from ..report.source import DEFAULT_LABEL_COLUMNS, DataChoice
+from ..errors import DatacartoError, InputError
 from ..regions import REGION_ORDER, REGIONS
-from ..run import Run
+from ..run import Run, load
 from ..select import select, selection_manifest
-from ._common import add_metric_options, guard_output, run_metrics
+from ._common import add_metric_options, data_choice, guard_output, info, run_metrics
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           "confidence (low first), ambiguous by variability (high first)")
     how.add_argument("--by", metavar="METRIC",
                      help="rank by this metrics column, highest first (see `datacarto metrics`)")
+    how.add_argument("--spread", action="store_true",
+                     help="keep coverage: leave out the hardest 5%% (lowest confidence), then take "
+                          "examples evenly across the map (beat --region ambiguous on the "
+                          "selection benchmark)")
     p.add_argument("--ascending", action="store_true", help="rank lowest first instead")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--fraction", type=float, metavar="F",
@@ -49,11 +54,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stratify", action="store_true",
                    help="keep the class proportions (largest-remainder allocation)")
     p.add_argument("--data", metavar="DATA",
-                   help="the data file (.csv/.tsv/.jsonl/.parquet) to copy the selected rows from")
+                   help="the data file (.csv/.tsv/.jsonl/.parquet) to copy the selected rows from "
+                        "(default: the one `datacarto run` recorded)")
     p.add_argument("--id-column", metavar="I",
-                   help="DATA's id column (default: ids are 0-based row numbers)")
+                   help="DATA's id column (default: the recorded one, else ids are 0-based row "
+                        "numbers)")
     p.add_argument("-o", "--output", metavar="FILE", required=True,
-                   help="id list (without --data), or the filtered data file (with --data)")
+                   help="the selected rows of the data file when FILE ends in .csv, .tsv, .jsonl "
+                        "or .parquet and there is one; else an id list (e.g. ids.txt)")
     add_metric_options(p)
     p.set_defaults(func=execute)
 
@@ -109,6 +117,33 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _is_data_file(path: Path) -> bool:
+    try:
+        data_format(path)
+    except DatacartoError:
+        return False
+    return True
+
+
+def _rows_source(run: Run, args: argparse.Namespace, out: Path) -> DataChoice | None:
+    """The data file to copy the selected rows from: ``--data`` or the recorded one when FILE
+    is a data file (with its one ``data: ...`` line); None for an id list."""
+    if args.data is None and not (run.meta.source is not None and _is_data_file(out)):
+        if args.id_column:
+            raise InputError("datacarto select: --id-column needs --data DATA (or a run that "
+                             "records its data file, and FILE ending in .csv/.tsv/.jsonl/.parquet).")
+        if run.meta.source is not None:
+            info(f"data: not copied ({out.name} is an id list; a FILE ending in .csv, .tsv, "
+                 ".jsonl or .parquet gets the rows)")
+        return None
+    choice = data_choice(run, args)
+    if choice.source is None:
+        reason = choice.problem or "the run records no data file"
+        raise InputError(f"datacarto select: cannot copy the selected rows to {out}: {reason}. "
+                         "Give --data DATA, or write an id list with -o FILE.txt.")
+    return choice
+
+
 # -------------------------------------------------------------------------- command
 def execute(args: argparse.Namespace) -> int:
     if args.fraction is not None:
@@ -116,23 +151,23 @@ def execute(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 0:
         raise InputError(f"The 'count' parameter of datacarto select must be a non-negative "
                          f"integer. Got {args.count} instead.")
-    if args.id_column and not args.data:
-        raise InputError("datacarto select: --id-column needs --data DATA.")
     out = Path(args.output)
     if args.data:
         data_format(args.data)
         data_format(out)  # the copy's format comes from FILE's extension
     guard_output(out, runs=[args.run], data=[args.data])
     guard_output(f"{out}.manifest.json", runs=[args.run], data=[args.data])
+    choice = _rows_source(load(args.run), args, out)  # data problems fail before any work
     run, metrics = run_metrics(args)
     ids = select(metrics, region=args.region, by=args.by,
                  ascending=True if args.ascending else None,
-                 fraction=args.fraction, count=args.count, stratify=args.stratify)
+                 fraction=args.fraction, count=args.count, stratify=args.stratify,
+                 spread=bool(args.spread))
     in_selection = metrics["id"].isin(ids).to_numpy()
     chosen = metrics[in_selection]
     params: dict[str, Any] = {
         "command": "select", "run": str(run.path.resolve()),
-        "region": args.region, "by": args.by,
+        "region": args.region, "by": args.by, "spread": bool(args.spread),
         "ascending": bool(args.ascending) or (args.region is not None and REGION_ORDER[args.region][1]),
         "fraction": args.fraction, "count": args.count, "stratify": bool(args.stratify),
         "epochs": args.epochs, "include_ci": bool(args.include_ci), "regions_method": args.regions,
@@ -142,14 +177,17 @@ def execute(args: argparse.Namespace) -> int:
         "selected_by_region": {r: int((chosen["region"] == r).sum()) for r in REGIONS},
         "output": str(out.resolve()),
     }
-    if args.data:
-        table, rows = load_table_for_run(run, metrics["id"].to_numpy(), args.data, args.id_column,
-                                         run_labels=metrics["label"].to_numpy())
+    if choice is not None:
+        source = choice.source
+        assert source is not None  # _rows_source returns only a choice with a file
+        table, rows = load_table_for_run(run, metrics["id"].to_numpy(), source.path,
+                                         source.id_column, run_labels=metrics["label"].to_numpy())
+        info(choice.line)
         picked = np.sort(rows[in_selection])  # the data file's own order
         write_rows(table, picked, out)  # every row copied as it is in DATA
-        params.update(output_kind="data", order="data file order", data=str(Path(args.data).resolve()),
-                      data_fingerprint=store.fingerprint_file(args.data), id_column=args.id_column,
-                      output_format=data_format(out))
+        params.update(output_kind="data", order="data file order", data=str(source.path.resolve()),
+                      data_fingerprint=store.fingerprint_file(source.path),
+                      id_column=source.id_column, output_format=data_format(out))
     else:
         text = [str(_plain(i)) for i in ids]
         bad = next((t for t in text if "\n" in t or "\r" in t), None)
@@ -161,7 +199,7 @@ def execute(args: argparse.Namespace) -> int:
         params.update(output_kind="ids", order="rank order (best first)")
     manifest = Path(f"{out}.manifest.json")
     store.atomic_write_text(manifest, json.dumps(selection_manifest(**params), indent=2) + "\n")
-    what = f"region {args.region}" if args.region else \
+    what = f"region {args.region}" if args.region else "spread across the map" if args.spread else \
         f"{args.by} ({'lowest' if args.ascending else 'highest'} first)"
     size = f"fraction {args.fraction:g}" if args.fraction is not None else f"count {args.count}"
     print(f"selected {len(ids):,} of {len(metrics):,} examples by {what}, {size}"

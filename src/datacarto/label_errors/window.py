@@ -11,11 +11,11 @@ import numpy as np
 
 from ..dynamics import select_epochs
 from ..errors import InputError
+from ..memorisation import MEMORISATION_GAP
 from ..runmeta import RunMeta
 
 #: Train-minus-held-out accuracy growth (after the best held-out epoch) that counts as
-#: memorisation; the same margin as ``datacarto run`` (train.loop.MEMORISATION_GAP).
-MEMORISATION_GAP = 0.05
+#: memorisation: the margin of :mod:`datacarto.memorisation`, defined there.
 #: Held-out accuracies within this of the best count as equally good (about the standard
 #: error of accuracy on 1,000-2,000 held-out examples).
 HELDOUT_TOLERANCE = 0.01
@@ -127,11 +127,14 @@ def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
         best = int(calm[-1])
         gap = acc - held
         memorised = best < n_ep - 1 and gap[-1] - gap[best] > MEMORISATION_GAP
+        peak = heldout_peak(held, best, width, ep)
         if memorised:
-            msg = (f"memorisation: from epoch {int(ep[best])} training accuracy on the given labels "
-                   f"({acc[-1]:.3f} at the end) runs ahead of held-out accuracy ({held[-1]:.3f}); "
-                   f"the label-error score uses epochs {first}..{int(ep[best])} (best held-out "
-                   "accuracy)")
+            # the growth of the gap, not a memorisation epoch: that has one definition
+            # (datacarto.memorisation) and its own line
+            msg = (f"{peak}, so the label-error score uses epochs {first}..{int(ep[best])}; "
+                   f"after it training accuracy gains {gap[-1] - gap[best]:+.3f} on held-out "
+                   f"accuracy ({acc[-1]:.3f} vs {held[-1]:.3f} at the end), so later epochs are "
+                   "left out (possible memorisation)")
         else:
             # the gap may still grow while held-out accuracy improves: say both, so this
             # agrees with a memorisation curve printed beside it
@@ -148,8 +151,7 @@ def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
                 # +0.02-0.06 on underfitting runs, no change elsewhere)
                 first = int(ep[late])
                 still = " (the last third: the model is still learning)"
-            msg = (f"held-out accuracy is still at its best by epoch {int(ep[best])} "
-                   f"({held[best]:.3f}), so the label-error score uses epochs "
+            msg = (f"{peak}, so the label-error score uses epochs "
                    f"{first}..{int(ep[best])}{still}{ahead}")
         return WindowChoice(first, int(ep[best]), bool(memorised), "held-out accuracy", msg)
     knee = _fit_knee(acc, n_examples)
@@ -163,6 +165,26 @@ def choose_window(train_accuracy: Any, heldout_accuracy: Any = None, *,
     return WindowChoice(first, int(ep[-1]), False, "all epochs",
                         "no memorisation detected from the training dynamics; the score uses "
                         "every recorded epoch")
+
+
+def heldout_peak(heldout: np.ndarray, best: int, width: int, epochs: np.ndarray) -> str:
+    """How the held-out curve peaks, in one wording: the raw best epoch and value, and, where
+    the smoothed curve (running mean over ``width`` epochs) stays near its best longer, to
+    which epoch (index ``best``) it does.
+
+    Examples
+    --------
+    >>> heldout_peak(np.array([.70, .721, .718, .715]), 2, 3, np.arange(1, 5))
+    'held-out accuracy peaks at epoch 2 (0.721; smoothed over 3 epochs it stays within 0.01 of its best up to epoch 3)'
+    >>> heldout_peak(np.array([.70, .72, .71]), 1, 3, np.arange(1, 4))
+    'held-out accuracy peaks at epoch 2 (0.720)'
+    """
+    top = int(np.argmax(heldout))
+    if top == best:
+        return f"held-out accuracy peaks at epoch {int(epochs[top])} ({heldout[top]:.3f})"
+    return (f"held-out accuracy peaks at epoch {int(epochs[top])} ({heldout[top]:.3f}; smoothed "
+            f"over {width} epochs it stays within {HELDOUT_TOLERANCE:.2f} of its best up to "
+            f"epoch {int(epochs[best])})")
 
 
 def _fit_knee(acc: np.ndarray, n_examples: int | None) -> int | None:

@@ -60,6 +60,9 @@ DEFAULT_SAMPLE_SIZE = 30_000
 DEFAULT_TEXT_CHARS = 240
 #: Pictures embedded at most (about 1 kB each for a 28 x 28 image).
 DEFAULT_MAX_IMAGES = 5_000
+#: Bins and colours of the "missing-class score" colouring (light to dark: fits a class to none).
+MISSING_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
+MISSING_COLORS = ("#d9d9d9", "#fdae6b", "#e6550d", "#7f2704")
 REQUIRED_COLUMNS = ("id", "label", "confidence", "variability", "correctness", "region",
                     "label_error_score", "suggested_label", "is_label_error")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
@@ -196,6 +199,11 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
     corr = metrics["correctness"].to_numpy(np.float64)
     score = metrics["label_error_score"].to_numpy(np.float64)
     flag = metrics["is_label_error"].to_numpy(bool)
+    # missing_class_score in MISSING_EDGES bins, a colour option of the map (NaN: first bin)
+    mscore = (metrics["missing_class_score"].to_numpy(np.float64)
+               if "missing_class_score" in metrics.columns else np.full(n, np.nan))
+    mbin = np.clip(np.searchsorted(MISSING_EDGES, np.nan_to_num(mscore), side="right") - 1, 0,
+                   len(MISSING_COLORS) - 1).astype(np.uint8)
     label = metrics["label"].to_numpy(np.int64)
     sugg = metrics["suggested_label"].to_numpy(np.int64)
     region_code = {r: i for i, r in enumerate(REGIONS)}
@@ -214,7 +222,7 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
     points: dict[str, Any] = {
         "id": ids[hover].tolist(), "x": col(var), "y": col(conf), "corr": col(corr),
         "label": col(label), "sugg": col(sugg), "region": col(region),
-        "score": col(score), "flag": flag[hover].astype(np.uint8).tolist(),
+        "score": col(score), "flag": flag[hover].astype(np.uint8).tolist(), "mbin": col(mbin),
         "text": None if texts is None else [_trim(texts[i], text_chars) for i in hover.tolist()],
         # why a suspect is flagged (datacarto run's evidence.parquet); None for other points
         "reason": None if reason is None else [reason[i] or None for i in hover.tolist()],
@@ -241,7 +249,8 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         full = {"x": _b64(np.round(np.clip(var, 0, 0.5) / 0.5 * 65535).astype(np.uint16)),
                 "y": _b64(np.round(np.clip(conf, 0, 1) * 65535).astype(np.uint16)),
                 "label": _b64(label.astype(np.uint16)), "region": _b64(region),
-                "cbin": _b64(bins.astype(np.uint8)), "flag": _b64(flag.astype(np.uint8))}
+                "cbin": _b64(bins.astype(np.uint8)), "flag": _b64(flag.astype(np.uint8)),
+                "mbin": _b64(mbin)}
 
     k = len(classes)
     counts = np.zeros((k, len(REGIONS)), dtype=np.int64)
@@ -253,6 +262,8 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         "version": __version__, "classes": [str(c) for c in classes], "regions": list(REGIONS),
         "region_titles": [REGION_TITLES[r] for r in REGIONS],
         "correctness_edges": list(CORRECTNESS_EDGES), "correctness_colors": list(CORRECTNESS_COLORS),
+        "missing": ({"edges": list(MISSING_EDGES), "colors": list(MISSING_COLORS)}
+                    if np.isfinite(mscore).any() else None),
         "epochs": epochs, "has_text": texts is not None, "max_points": int(max_points),
         "mode": "density" if dense else "points",
         "sample": {"size": len(hover), "seed": seed, "suspects": n_top} if dense else None,

@@ -63,11 +63,13 @@
     for (var q = 0; q < qx.length; q++) { ax[q] = qx[q] / 65535 * 0.5; ay[q] = qy[q] / 65535; }
     A = { n: qx.length, x: ax, y: ay, label: decode(D.full.label, Uint16Array),
           region: decode(D.full.region, Uint8Array), cbin: decode(D.full.cbin, Uint8Array),
-          flag: decode(D.full.flag, Uint8Array) };
+          flag: decode(D.full.flag, Uint8Array),
+          mbin: D.full.mbin ? decode(D.full.mbin, Uint8Array) : null };
   } else {
     var cb = new Uint8Array(nPts);
     for (var j = 0; j < nPts; j++) cb[j] = corrBin(P.corr[j]);
-    A = { n: nPts, x: P.x, y: P.y, label: P.label, region: P.region, cbin: cb, flag: P.flag };
+    A = { n: nPts, x: P.x, y: P.y, label: P.label, region: P.region, cbin: cb, flag: P.flag,
+          mbin: P.mbin };
   }
   P.cbin = D.full ? (function () {
     var c = new Uint8Array(nPts);
@@ -80,6 +82,13 @@
     if (state.colour === "region") {
       return { of: function (arr, i) { return arr.region[i]; },
                names: D.region_titles, colors: REGION_COLORS };
+    }
+    if (state.colour === "missing" && D.missing) {
+      var mn = [];
+      for (var m = 0; m < D.missing.colors.length; m++) {
+        mn.push("missing-class score " + D.missing.edges[m].toFixed(2) + "–" + D.missing.edges[m + 1].toFixed(2));
+      }
+      return { of: function (arr, i) { return arr.mbin[i]; }, names: mn, colors: D.missing.colors };
     }
     if (state.colour === "class") {
       var k = D.classes.length, names = [], colors = [];
@@ -282,6 +291,10 @@
   }
 
   // ---------------------------------------------------------- controls
+  if (!D.missing) {  // a run without full logits has no missing-class score
+    var missingOpt = document.querySelector('#dc-colour option[value="missing"]');
+    if (missingOpt) missingOpt.remove();
+  }
   var clsSel = document.getElementById("dc-class");
   D.classes.forEach(function (c, k) { var o = el("option", c); o.value = String(k); clsSel.appendChild(o); });
   var regSel = document.getElementById("dc-region");

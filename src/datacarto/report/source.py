@@ -5,6 +5,9 @@ label, so both need the data file the run was trained on. It comes from the comm
 (``--data DATA --text-column T --id-column I --label-column L``) or, for runs made by
 ``datacarto run``, from ``run.json``'s ``extra["source"]`` (or ``extra["data"]``), a dict
 ``{"path", "text_column", "id_column", "label_column"}``; options given on the command line win.
+:func:`choose_data` is that choice for every command (``flag``, ``select``, ``report``,
+``review``), with the one line each prints about it (:attr:`DataChoice.line`); a recorded
+file that is gone, or whose fingerprint is no longer the one ``run.json`` records, is not used.
 
 Rows are matched to the run by id: the ``id_column`` when given, else the 0-based row number
 (:func:`datacarto.datafiles.example_ids`). Ids are compared by their string form, so a run
@@ -25,7 +28,7 @@ from ..datafiles import DataTable, example_ids, read_table
 from ..runmeta import DataRecord, RunMeta
 from ..errors import InputError, SchemaError
 
-__all__ = ["DataSource", "LoadedData", "load_source", "resolve_source"]
+__all__ = ["DataChoice", "DataSource", "LoadedData", "choose_data", "load_source", "resolve_source"]
 
 #: Column names tried when none is given or recorded.
 DEFAULT_TEXT_COLUMNS = ("text", "sentence", "content")
@@ -77,32 +80,79 @@ def _locate(recorded: str, run_dir: Path) -> Path | None:
     return None
 
 
-def resolve_source(run_dir: str | os.PathLike[str], meta: RunMeta, *,
-                   data: str | os.PathLike[str] | None = None, text_column: str | None = None,
-                   id_column: str | None = None, label_column: str | None = None,
-                   ) -> DataSource | None:
-    """The data source from the options, falling back to what ``run.json`` recorded.
+@dataclass(frozen=True)
+class DataChoice:
+    """The data file a command uses, where that came from, and why a recorded one is not used.
 
-    Returns ``None`` when no data file is given or recorded (or the recorded one is gone):
-    callers that can work without text (the report) go on, others raise.
+    ``origin`` is ``"option"`` (``--data``), ``"recorded"`` (``datacarto run``'s record) or
+    ``None`` (no file: ``problem`` says why when the run recorded one).
+    """
+
+    source: DataSource | None
+    origin: str | None = None
+    problem: str | None = None
+
+    @property
+    def line(self) -> str:
+        """The one line a command prints about its data file, e.g.
+        ``data: reviews.csv (recorded by datacarto run; --data to change)``."""
+        if self.source is not None:
+            how = ("recorded by datacarto run; --data to change" if self.origin == "recorded"
+                   else "--data")
+            return f"data: {self.source.path} ({how})"
+        if self.problem:
+            return f"data: none ({self.problem}; --data DATA to give the file)"
+        return "data: none (the run records no data file; --data DATA to give one)"
+
+
+def choose_data(run_dir: str | os.PathLike[str], meta: RunMeta, *,
+                data: str | os.PathLike[str] | None = None, text_column: str | None = None,
+                id_column: str | None = None, label_column: str | None = None) -> DataChoice:
+    """The data file and columns a command uses: each option given, else what ``run.json``
+    records (``datacarto run``).
+
+    The recorded path is tried as written, then beside the run. It is not used when no such
+    file exists or when its fingerprint differs from the run's ``data_fingerprint`` (the file
+    changed since the run: its rows may no longer be the run's examples); ``problem`` then
+    says which.
     """
     recorded = meta.source or DataRecord()
-    if data is None:
-        if not recorded.path:
-            return None
-        located = _locate(recorded.path, Path(run_dir))
-        if located is None:
-            return None
-        path = located
-    else:
-        path = Path(data)
 
     def pick(given: str | None, value: str | None) -> str | None:
         return given if given is not None else (value or None)
 
-    return DataSource(path=path, text_column=pick(text_column, recorded.text_column),
-                      id_column=pick(id_column, recorded.id_column),
-                      label_column=pick(label_column, recorded.label_column))
+    def columns(path: Path) -> DataSource:
+        return DataSource(path=path, text_column=pick(text_column, recorded.text_column),
+                          id_column=pick(id_column, recorded.id_column),
+                          label_column=pick(label_column, recorded.label_column))
+
+    if data is not None:
+        return DataChoice(columns(Path(data)), "option")
+    if not recorded.path:
+        return DataChoice(None)
+    located = _locate(recorded.path, Path(run_dir))
+    if located is None:
+        return DataChoice(None, problem=f"{recorded.path}, recorded by datacarto run, is gone")
+    if meta.data_fingerprint:
+        from ..store import fingerprint_file
+
+        if fingerprint_file(located) != meta.data_fingerprint:
+            return DataChoice(None, problem=f"{located}, recorded by datacarto run, has changed "
+                                            "since the run (its fingerprint differs)")
+    return DataChoice(columns(located), "recorded")
+
+
+def resolve_source(run_dir: str | os.PathLike[str], meta: RunMeta, *,
+                   data: str | os.PathLike[str] | None = None, text_column: str | None = None,
+                   id_column: str | None = None, label_column: str | None = None,
+                   ) -> DataSource | None:
+    """The data source of :func:`choose_data`.
+
+    Returns ``None`` when no data file is given or recorded (or the recorded one is gone or
+    changed): callers that can work without text (the report) go on, others raise.
+    """
+    return choose_data(run_dir, meta, data=data, text_column=text_column, id_column=id_column,
+                       label_column=label_column).source
 
 
 def _check_column(frame: pd.DataFrame, column: str, option: str, path: Path) -> None:

@@ -2,6 +2,10 @@
 
 * :mod:`~datacarto.review.decisions`: the append-only, fsynced ``RUN/review/decisions.jsonl``;
 * :mod:`~datacarto.review.session`: the queue of suspects, examples, neighbours, decisions;
+* :mod:`~datacarto.review.bulk`: selections, bulk decisions, new classes, merges, undo;
+* :mod:`~datacarto.review.proposals`: the class proposals of ``classes.json``, by stable id;
+* :mod:`~datacarto.review.selection`: which rows a filter or a lasso on the map covers;
+* :mod:`~datacarto.review.features`: the space in which neighbours are found;
 * :mod:`~datacarto.review.server`: the local web server (standard library only);
 * :mod:`~datacarto.review.export`: the corrected copy of the dataset and its change log.
 """

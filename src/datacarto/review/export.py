@@ -13,9 +13,12 @@ drop      the row is left out
 Labels are written the way the file holds them: as the class name itself for a text column;
 for a numeric column, as the number the class name spells (runs made by ``datacarto run``
 name classes ``"1"``, ``"2"``, ...) or, when the class names are not numbers (a Recorder run
-with ``classes=["neg", "pos"]`` over a 0/1 column), as the class index. A change log (CSV: id, row, action, old_label, new_label,
-time) is written beside the copy. The original file is never opened for writing: an output
-path that is the data file itself is refused.
+with ``classes=["neg", "pos"]`` over a 0/1 column), as the class index. A class created in the
+review (``new_classes``) is written as its name in a text column, as the next index after the
+run's classes in an index column, and must be a number in a numeric one. A change log (CSV:
+id, row, action, old_label, new_label, time, why -- the bulk action or proposal behind the
+change, when there is one) is written beside the copy. The original file is never opened
+for writing: an output path that is the data file itself is refused.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class _LabelCodec:
 
     def __init__(self, column: pd.Series, classes: Sequence[str]) -> None:
         self.classes = list(classes)
+        self.extra: list[str] = []  # classes created in the review, after ``classes``
         dtype = column.dtype
         self.integral = False
         self.text = False
@@ -150,8 +154,12 @@ class _LabelCodec:
         return str(value)
 
     def value_of(self, name: str) -> Any:
+        if name in self.extra and self.kind in ("number", "bool") and _number(name) is None:
+            raise InputError(f"new class {name!r}: the label column holds "
+                             f"{'numbers' if self.kind == 'number' else 'true/false'}, so a new class "
+                             "there must be named by a number; merge it or create it under a number.")
         if self.kind == "index":
-            value: Any = self.classes.index(name)
+            value: Any = [*self.classes, *self.extra].index(name)
         elif self.kind == "number":
             v = float(name)
             value = int(v) if self.integral or v.is_integer() else v
@@ -177,7 +185,8 @@ def _missing(value: Any) -> bool:
 
 def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]],
                      classes: Sequence[str], out: str | os.PathLike[str], *,
-                     run_labels: Mapping[str, str] | None = None) -> ExportResult:
+                     run_labels: Mapping[str, str] | None = None,
+                     new_classes: Sequence[str] = ()) -> ExportResult:
     """Write the corrected copy of ``data`` to ``out`` and its change log beside it.
 
     Parameters
@@ -192,6 +201,8 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
         Where to write; its extension must give the data file's format.
     run_labels : mapping, optional
         ``str(id)`` -> the run's label name, to count rows whose file label differs.
+    new_classes : sequence of str, optional
+        Classes created in the review (after ``classes``; index ``len(classes) + j``).
 
     Raises
     ------
@@ -213,10 +224,11 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
         raise InputError(f"{out}: the corrected copy keeps the data file's format "
                          f"({data_format(src.path)}); got a .{data_format(out)} name. Use an output "
                          f"name ending in the data file's extension.")
-    class_index = {name: k for k, name in enumerate(classes)}
+    class_index = {name: k for k, name in enumerate([*classes, *new_classes])}
     frame = data.frame.copy()
     column = frame[src.label_column]
     codec = _LabelCodec(column, classes)
+    codec.extra = [c for c in new_classes if c not in classes]
     keep_row = np.ones(len(frame), dtype=bool)
     changes: list[dict[str, Any]] = []
     counts = {"relabelled": 0, "dropped": 0, "kept": 0, "mismatched": 0}
@@ -243,7 +255,7 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
             counts["relabelled"] += 1
         changes.append({"id": dec.get("id"), "row": row, "action": action, "old_label": old_name,
                         "new_label": None if action == "drop" else (new_name if action != "keep" else old_name),
-                        "time": dec.get("time")})
+                        "time": dec.get("time"), "why": dec.get("source") or ""})
     if data.table is not None:
         # every row and cell not decided is written exactly as read (datafiles.write_rows)
         write_rows(data.table, np.flatnonzero(keep_row),
@@ -259,7 +271,7 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
             frame.iloc[rows, position] = values
         corrected = frame.loc[keep_row].reset_index(drop=True)
         write_data(corrected, out)
-    log = pd.DataFrame(changes, columns=["id", "row", "action", "old_label", "new_label", "time"])
+    log = pd.DataFrame(changes, columns=["id", "row", "action", "old_label", "new_label", "time", "why"])
     log = log.sort_values("row", kind="stable")
     log_path = changes_path(out)
     atomic_write(log_path, lambda tmp: log.to_csv(tmp, index=False))

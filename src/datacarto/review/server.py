@@ -8,8 +8,18 @@ Routes (``KEY`` is ``str(id)``; JSON in and out)::
     GET  /api/queue             the suspects in score order with their latest decisions
     GET  /api/example?id=KEY    one example: text, labels, metrics, decision, neighbours
     GET  /api/map               a sample of the map for the mini map's background
-    POST /api/decide            {"id": KEY, "action": "accept|relabel|keep|drop", "label": name}
+    GET  /api/proposal?pid=P    a class proposal and its members' ids and current labels
+    POST /api/decide            {"id": KEY, "action": "accept|relabel|keep|drop", "label": name,
+                                 "proposal": P (optional: the decision comes from proposal P)}
+    POST /api/preview           {"selection": SEL, "action": ..., "label": ...} -> the count
+    POST /api/bulk              the same plus "expect": the confirmed count -> one batch
+    POST /api/class             {"name": N, "proposal": P or null, "accept_all": bool}
+    POST /api/merge             {"a": A, "b": B, "into": A or B, "proposal": P or null}
+    POST /api/undo              {"action": GROUP}
     POST /api/export            write RUN/review/corrected.<ext> and its change log
+
+``SEL`` is a selection (:meth:`datacarto.review.session.ReviewSession.select`): a proposal,
+a filter, a lasso on the map or a list of ids.
 
 Security (a dataset is untrusted input, and a browser visits other sites meanwhile):
 
@@ -50,6 +60,7 @@ __all__ = ["ReviewServer", "is_loopback", "make_server"]
 MAX_BODY = 64 * 1024
 TOKEN_HEADER = "X-Datacarto-Token"
 _STATIC = {"/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+           "/static/tools.js": ("tools.js", "text/javascript; charset=utf-8"),
            "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -257,17 +268,64 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def get_map(self, query: dict[str, list[str]]) -> None:
         self._json(self.server.session.map_points())
 
-    def post_decide(self, query: dict[str, list[str]]) -> None:
+    def get_proposal(self, query: dict[str, list[str]]) -> None:
+        values = query.get("pid")
+        if not values or len(values) != 1:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "give exactly one ?pid=")
+        self._json(self.server.session.members(values[0]))
+
+    def _post(self, allowed: set[str], strings: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Token, JSON body, only ``allowed`` fields, and ``strings`` fields strings or null."""
         self._check_token()
         body = self._body()
-        unknown = sorted(set(body) - {"id", "action", "label"})
+        unknown = sorted(set(body) - allowed)
         if unknown:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"unexpected field {unknown[0][:40]!r}")
+        for name in strings:
+            if not (body.get(name) is None or isinstance(body.get(name), str)):
+                raise HTTPError(HTTPStatus.BAD_REQUEST, f"{name!r} must be a string or null")
+        return body
+
+    def post_decide(self, query: dict[str, list[str]]) -> None:
+        body = self._post({"id", "action", "label", "proposal"}, ("label", "proposal"))
         key, action, label = body.get("id"), body.get("action"), body.get("label")
-        if not isinstance(key, str) or not isinstance(action, str) or not (label is None or isinstance(label, str)):
+        if not isinstance(key, str) or not isinstance(action, str):
             raise HTTPError(HTTPStatus.BAD_REQUEST, "expected {\"id\": string, \"action\": string, "
                             "\"label\": string or null}")
-        self._json(self.server.session.decide(key, action, label))
+        session = self.server.session
+        source = None if body.get("proposal") is None else session.proposal_source(body["proposal"], label)
+        self._json(session.decide(key, action, label, source=source))
+
+    def post_preview(self, query: dict[str, list[str]]) -> None:
+        body = self._post({"selection", "action", "label"}, ("action", "label"))
+        self._json(self.server.session.preview(body.get("selection"), body.get("action", ""),
+                                               body.get("label")))
+
+    def post_bulk(self, query: dict[str, list[str]]) -> None:
+        body = self._post({"selection", "action", "label", "expect"}, ("action", "label"))
+        expect = body.get("expect")
+        if isinstance(expect, bool) or not isinstance(expect, int):
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "'expect' must be the confirmed count (an integer)")
+        self._json(self.server.session.bulk(body.get("selection"), body.get("action", ""),
+                                            body.get("label"), expect=expect))
+
+    def post_class(self, query: dict[str, list[str]]) -> None:
+        body = self._post({"name", "proposal", "accept_all"}, ("name", "proposal"))
+        self._json(self.server.session.create_class(body.get("name") or "", proposal=body.get("proposal"),
+                                                    accept_all=body.get("accept_all") is True))
+
+    def post_merge(self, query: dict[str, list[str]]) -> None:
+        body = self._post({"a", "b", "into", "proposal"}, ("a", "b", "into", "proposal"))
+        if not all(isinstance(body.get(k), str) for k in ("a", "b", "into")):
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "a merge needs 'a', 'b' and 'into', class names")
+        self._json(self.server.session.merge(body["a"], body["b"], body["into"],
+                                             proposal=body.get("proposal")))
+
+    def post_undo(self, query: dict[str, list[str]]) -> None:
+        body = self._post({"action"}, ("action",))
+        if not body.get("action"):
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "'action' must name the bulk action to undo")
+        self._json(self.server.session.undo(body["action"]))
 
     def post_export(self, query: dict[str, list[str]]) -> None:
         self._check_token()
@@ -286,8 +344,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
 ROUTES_GET = {"/": ReviewHandler.get_page, "/index.html": ReviewHandler.get_page,
               "/static/app.js": ReviewHandler.get_static, "/static/app.css": ReviewHandler.get_static,
               "/api/state": ReviewHandler.get_state, "/api/queue": ReviewHandler.get_queue,
-              "/api/example": ReviewHandler.get_example, "/api/map": ReviewHandler.get_map}
-ROUTES_POST = {"/api/decide": ReviewHandler.post_decide, "/api/export": ReviewHandler.post_export}
+              "/api/example": ReviewHandler.get_example, "/api/map": ReviewHandler.get_map,
+              "/api/proposal": ReviewHandler.get_proposal, "/static/tools.js": ReviewHandler.get_static}
+ROUTES_POST = {"/api/decide": ReviewHandler.post_decide, "/api/export": ReviewHandler.post_export,
+               "/api/preview": ReviewHandler.post_preview, "/api/bulk": ReviewHandler.post_bulk,
+               "/api/class": ReviewHandler.post_class, "/api/merge": ReviewHandler.post_merge,
+               "/api/undo": ReviewHandler.post_undo}
 
 
 def make_server(session: ReviewSession, host: str = "127.0.0.1", port: int = 0, *,

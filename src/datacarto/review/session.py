@@ -8,14 +8,23 @@ The queue holds the suspects (``is_label_error``, and rows with a duplicate labe
 differently when the run recorded its evidence, :mod:`datacarto.evidence`) by
 ``label_error_score``, highest first (ties by id), or the ``top`` highest-scoring examples
 when ``top`` is given. Each example carries its evidence (``reason``, ``evidence``) when the
-metrics frame has the evidence columns. Neighbours are
-the examples nearest on the data map, in (variability / 0.5, confidence) units so both
-axes span [0, 1]. When the data are images (:mod:`datacarto.thumbnails`), each example and
-neighbour carries its picture as a ``data:`` URI (``image``).
+metrics frame has the evidence columns. Neighbours are the examples nearest in feature space
+(:mod:`datacarto.review.features`), shown with their current labels; without stored logits,
+the nearest on the data map, in (variability / 0.5, confidence) units so both axes span
+[0, 1]. When the data are images (:mod:`datacarto.thumbnails`), each example and neighbour
+carries its picture as a ``data:`` URI (``image``).
+
+Beyond one decision at a time the session acts on many rows at once
+(:class:`~datacarto.review.bulk.BulkActions`), each action written as
+one batch (:meth:`DecisionLog.append_batch`) that can be undone: a new class (from an ``add``
+proposal of ``classes.json``, :mod:`datacarto.review.proposals`), a merge of two classes,
+and a bulk decision on any selection (a proposal's members, a filter on current label /
+region / assessment / score range, a lasso on the map, a list of ids).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +39,9 @@ from ..report.source import LoadedData
 from ..thumbnails import ImageSource
 from .decisions import ACTIONS, REVIEW_DIR, DecisionLog
 from .export import ExportResult, export_corrected
+from .bulk import BulkActions
+from .features import MAP, nearest, neighbour_space
+from .proposals import ProposalFile, resolve_path
 
 __all__ = ["ReviewSession", "UnknownId"]
 
@@ -48,7 +60,7 @@ def _native(value: Any) -> int | str:
     return int(value) if isinstance(value, (int, np.integer)) else str(value)
 
 
-class ReviewSession:
+class ReviewSession(BulkActions):
     """State of one review: the run's metrics, the data, the queue and the decision log.
 
     Parameters
@@ -65,11 +77,17 @@ class ReviewSession:
         Review the ``top`` highest-scoring examples instead of the flagged ones.
     images : ImageSource, optional
         The pictures of ``data``'s rows (:func:`datacarto.thumbnails.images_of`).
+    proposals : str or Path, optional
+        A ``classes.json`` of class proposals (default: ``RUN/classes.json`` when present).
+    features : ndarray (N, K), "auto" or None
+        The space neighbours are found in; "auto" (default) reads it from the run
+        (:func:`datacarto.review.features.neighbour_space`), None uses the map.
     """
 
     def __init__(self, run_dir: str | Path, metrics: pd.DataFrame, classes: Sequence[str],
                  data: LoadedData | None = None, *, top: int | None = None,
-                 title: str = "datacarto review", images: ImageSource | None = None) -> None:
+                 title: str = "datacarto review", images: ImageSource | None = None,
+                 proposals: str | Path | None = None, features: Any = "auto") -> None:
         self.run_dir = Path(run_dir)
         self.classes = [str(c) for c in classes]
         self.data = data
@@ -87,6 +105,7 @@ class ReviewSession:
         self.score = m["label_error_score"].to_numpy(np.float64)
         self.flag = m["is_label_error"].to_numpy(bool)
         self.region = m["region"].astype(str).tolist()
+        self.assessment = m["assessment"].astype(str).tolist() if "assessment" in m else None
         self.texts = data.texts_for(np.asarray(m["id"].to_numpy())) if data is not None else None
         self.images = images if data is not None else None
         self.data_rows = data.rows_for(np.asarray(m["id"].to_numpy())) if data is not None else None
@@ -102,11 +121,37 @@ class ReviewSession:
         self.queue = [int(i) for i in queue]
         self.position = {self.keys[i]: p for p, i in enumerate(self.queue)}
         self.log = DecisionLog(self.run_dir / REVIEW_DIR / "decisions.jsonl").load()
+        self.proposals = ProposalFile(resolve_path(self.run_dir, proposals), set(self.keys))
+        self._features = features
+        self.feature_space = "" if isinstance(features, str) else ("given features" if features
+                                                                     is not None else MAP)
+        self._write_lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading
     @property
     def problems(self) -> list[str]:
-        return list(self.log.problems)
+        return list(self.log.problems) + list(self.proposals.problems)
+
+    # ------------------------------------------------------------------ classes
+    def all_classes(self) -> list[str]:
+        """The run's classes, then every class created on the page (merged-away ones included)."""
+        out = list(self.classes)
+        for name in self.log.added:
+            if name not in out:
+                out.append(name)
+        return out
+
+    def active_classes(self) -> list[str]:
+        """The classes a row can be given now: :meth:`all_classes` less those merged away."""
+        return [c for c in self.all_classes() if c not in self.log.merged]
+
+    def current(self, i: int) -> str | None:
+        """Row ``i``'s label after the decisions (None: dropped)."""
+        dec = self.log.latest.get(self.keys[i])
+        return self.classes[self.label[i]] if dec is None else dec["new_label"]
+
+    def current_labels(self) -> list[str | None]:
+        return [self.current(i) for i in range(self.n)]
 
     def _row(self, key: str) -> int:
         row = self.index.get(key)
@@ -130,11 +175,16 @@ class ReviewSession:
 
     def state(self) -> dict[str, Any]:
         decided = sum(1 for i in self.queue if self.keys[i] in self.log.latest)
-        return {"title": self.title, "classes": self.classes, "total": len(self.queue),
+        return {"title": self.title, "classes": self.active_classes(), "total": len(self.queue),
                 "decided": decided, "next": self.next_undecided(), "problems": self.problems,
                 "has_text": self.texts is not None, "can_export": self.can_export(),
                 "images": None if self.images is None else self.images.kind,
-                "n_examples": self.n, "log": f"{REVIEW_DIR}/decisions.jsonl"}
+                "n_examples": self.n, "log": f"{REVIEW_DIR}/decisions.jsonl",
+                "run_classes": self.classes, "all_classes": self.all_classes(),
+                "merged": dict(self.log.merged), "proposals": self.proposals.summaries(),
+                "regions": sorted(set(self.region)),
+                "assessments": sorted(set(self.assessment)) if self.assessment else [],
+                "actions": self.actions(), "neighbour_space": self._space()[1]}
 
     def queue_items(self) -> list[dict[str, Any]]:
         return [{"id": self.keys[i], "score": round(float(self.score[i]), 4),
@@ -151,26 +201,32 @@ class ReviewSession:
         if text is not None and len(text) > limit:
             text = text[: limit - 1] + "…"
         return {"id": self.keys[i], "text": text, "given": self.classes[self.label[i]],
+                "current": self.current(i),
                 "suggested": self.classes[self.sugg[i]], "x": round(float(self.var[i]), 4),
                 "y": round(float(self.conf[i]), 4), "flagged": bool(self.flag[i]),
                 "score": round(float(self.score[i]), 4), "region": self.region[i],
                 "decision": self._decision(self.keys[i]), "image": self._image(i)}
 
+    def _space(self) -> tuple[np.ndarray | None, str]:
+        """The neighbour space, read from the run on first use (see :mod:`.features`)."""
+        if isinstance(self._features, str):
+            self._features, self.feature_space = neighbour_space(self.run_dir, self.ids)
+        return self._features, self.feature_space
+
     def neighbours(self, row: int, k: int = N_NEIGHBOURS) -> list[int]:
-        """Rows of the ``k`` examples nearest to ``row`` on the map (itself excluded)."""
-        d = (2.0 * (self.var - self.var[row])) ** 2 + (self.conf - self.conf[row]) ** 2
-        d[row] = np.inf
-        k = min(k, self.n - 1)
-        if k <= 0:
-            return []
-        near = np.argpartition(d, k - 1)[:k]
-        return [int(i) for i in near[np.lexsort((near, d[near]))]]
+        """Rows of the ``k`` examples nearest to ``row`` in feature space (itself excluded),
+        or on the map when the run has no features."""
+        features, _ = self._space()
+        if features is None:
+            features = np.column_stack([2.0 * self.var, self.conf])
+        return nearest(features, row, k)
 
     def example(self, key: str) -> dict[str, Any]:
         row = self._row(key)
         out = self._brief(row, TEXT_LIMIT)
         out.update({"correctness": round(float(self.corr[row]), 4), "position": self.position.get(key),
-                    "neighbours": [self._brief(i, NEIGHBOUR_TEXT) for i in self.neighbours(row)]})
+                    "neighbours": [self._brief(i, NEIGHBOUR_TEXT) for i in self.neighbours(row)],
+                    "neighbour_space": self._space()[1]})
         if self.reason is not None and self.evidence is not None:  # why it is a suspect
             out.update({"reason": self.reason[row] or None, "evidence": self.evidence[row] or None})
         return out
@@ -186,26 +242,42 @@ class ReviewSession:
                 "limits": [list(lim) for lim in axis_limits(self.var, self.conf, "fit")]}
 
     # ------------------------------------------------------------------ writing
-    def decide(self, key: str, action: str, label: str | None = None) -> dict[str, Any]:
-        """Validate and durably record one decision; returns it with the queue's progress."""
-        row = self._row(key)
+    def _target(self, i: int, action: str, label: str | None) -> str | None:
+        """The new label of row ``i`` under ``action`` (validated by the caller)."""
+        if action == "relabel":
+            return label
+        return {"accept": self.classes[self.sugg[i]], "keep": self.classes[self.label[i]],
+                "drop": None}[action]
+
+    def _check_action(self, action: Any, label: Any) -> None:
         if action not in ACTIONS:
             raise InputError(f"unknown action {str(action)[:40]!r}; expected one of {', '.join(ACTIONS)}.")
-        old = self.classes[self.label[row]]
         if action == "relabel":
-            if not isinstance(label, str) or label not in self.classes:
-                raise InputError(f"relabel needs 'label', one of the run's classes; got {str(label)[:80]!r}.")
-            new: str | None = label
+            if not isinstance(label, str) or label not in self.active_classes():
+                raise InputError(f"relabel needs 'label', one of the classes "
+                                 f"({', '.join(self.active_classes())}); got {str(label)[:80]!r}.")
         elif label is not None:
             raise InputError(f"action {action!r} takes no 'label'.")
-        else:
-            new = {"accept": self.classes[self.sugg[row]], "keep": old, "drop": None}[action]
-        record = self.log.append(id=self.ids[row], old_label=old, action=action, new_label=new)
+
+    def _progress(self) -> dict[str, Any]:
+        return {"decided": sum(1 for i in self.queue if self.keys[i] in self.log.latest)}
+
+    def decide(self, key: str, action: str, label: str | None = None, *,
+               source: str | None = None) -> dict[str, Any]:
+        """Validate and durably record one decision; returns it with the queue's progress.
+
+        ``source`` says why, in the change log (e.g. one member added to a new class).
+        """
+        row = self._row(key)
+        self._check_action(action, label)
+        extra = {} if not source else {"source": str(source)[:200]}
+        with self._write_lock:
+            record = self.log.append(id=self.ids[row], old_label=self.classes[self.label[row]],
+                                     action=action, new_label=self._target(row, action, label), **extra)
         pos = self.position.get(key, -1)
         return {"id": key, "decision": {"action": record["action"], "new_label": record["new_label"],
                                         "time": record["time"]},
-                "decided": sum(1 for i in self.queue if self.keys[i] in self.log.latest),
-                "next": self.next_undecided(pos)}
+                **self._progress(), "next": self.next_undecided(pos)}
 
     def can_export(self) -> bool:
         return self.data is not None and self.data.source.label_column is not None
@@ -225,4 +297,4 @@ class ReviewSession:
                       (self.index[k] for k in self.log.latest if k in self.index)}
         return export_corrected(self.data, dict(self.log.latest), self.classes,
                                 out if out is not None else self.default_export_path(),
-                                run_labels=run_labels)
+                                run_labels=run_labels, new_classes=self.all_classes()[len(self.classes):])

@@ -26,8 +26,8 @@ Accuracies at epoch e are fractions of rows whose logits predict the *given* lab
 training rows the recorded (or side models' own-half) logits of the training or eval pass per
 ``capture``; for held-out rows the other half model's inference logits. Memorisation starts at
 the first epoch from which the halves' training accuracy stays more than
-:data:`MEMORISATION_GAP` ahead of their held-out accuracy until the end (Zhang et al. 2017: a
-network fits labels, even random ones, that it cannot predict on unseen examples).
+:data:`~datacarto.memorisation.MEMORISATION_GAP` ahead of their held-out accuracy until the end
+(:func:`datacarto.memorisation.memorisation_epoch`, the one definition, on ``gap``).
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ from typing import Any
 
 import numpy as np
 
+from ..memorisation import MEMORISATION_GAP, memorisation_epoch
 from ..progress import Progress
 from ..recorder import Recorder
 from .models import EpochModel
 
 HELDOUT_SCHEMES = ("side", "crossfit", "none")
-#: Train-minus-held-out accuracy above which (to the end of training) the model memorises.
-MEMORISATION_GAP = 0.05
+__all__ = ["HELDOUT_SCHEMES", "MEMORISATION_GAP", "TrainResult", "memorisation_epoch", "side_folds",
+           "stratified_folds", "train_and_record"]
 
 
 @dataclass
@@ -94,28 +95,6 @@ def side_folds(n_examples: int) -> int:
     (4, 2)
     """
     return SMALL_DATA_FOLDS if n_examples <= SMALL_DATA_ROWS else 2
-
-
-def memorisation_epoch(curve: list[dict[str, Any]], gap: float = MEMORISATION_GAP) -> int | None:
-    """First epoch from which ``gap`` (halves' train minus held-out accuracy) stays above ``gap``.
-
-    None when it never does, or when the curve has no held-out accuracy.
-
-    Examples
-    --------
-    >>> c = [{"epoch": 1, "gap": -0.02}, {"epoch": 2, "gap": 0.10}, {"epoch": 3, "gap": 0.21}]
-    >>> memorisation_epoch(c)
-    2
-    """
-    found = None
-    for point in curve:
-        if point.get("gap") is None:
-            return None
-        if point["gap"] > gap:
-            found = point["epoch"] if found is None else found
-        else:
-            found = None
-    return found
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

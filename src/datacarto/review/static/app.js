@@ -7,7 +7,7 @@
  * Keys and clicks are jobs in one queue, run strictly in order: a decision is posted only after
  * the previous one was saved and the next example shown, so fast typing loses nothing. The
  * header shows how many decisions are still saving; a failed save stops the queue and says how
- * many later keys it did not apply.
+ * many later keys it did not apply. Bulk actions (tools.js) are jobs in the same queue.
  */
 (function () {
   "use strict";
@@ -97,9 +97,12 @@
     }
     var dl = $("fields");
     dl.textContent = "";
-    [["id", ex.id], ["given label", ex.given], ["suggested label", ex.suggested],
+    [["id", ex.id], ["given label", ex.given]].concat(
+      ex.current !== ex.given ? [["label now", ex.current === null ? "dropped" : ex.current]] : [],
+      [["suggested label", ex.suggested]],
+     [
      ["error score", fmt(ex.score)], ["confidence", fmt(ex.y)], ["variability", fmt(ex.x)],
-     ["correctness", fmt(ex.correctness)], ["region", ex.region]].concat(
+     ["correctness", fmt(ex.correctness)], ["region", ex.region]]).concat(
       // why it is a suspect: the evidence `datacarto run` recorded (absent otherwise)
       ex.reason ? [["why", ex.reason]] : [], ex.evidence ? [["evidence", ex.evidence]] : []
     ).forEach(function (kv) {
@@ -123,9 +126,11 @@
         img.alt = "example " + n.id;
         li.appendChild(img);
       }
-      li.appendChild(el("b", n.given));
+      // the neighbour's label now, after every decision so far
+      li.appendChild(el("b", n.current === null ? "dropped" : n.current, "current-label"));
       li.appendChild(document.createTextNode(
-        " (id " + n.id + (n.flagged ? ", suspect" : "") + "): " + (n.text === null ? "" : n.text)));
+        " (id " + n.id + (n.current !== n.given ? ", given " + n.given : "") +
+        (n.flagged ? ", suspect" : "") + "): " + (n.text === null ? "" : n.text)));
       nb.appendChild(li);
     });
     drawMap(ex);
@@ -159,6 +164,12 @@
     });
     ctx.fillStyle = "#000";
     ctx.beginPath(); ctx.arc(X(ex.x), Y(ex.y), 5, 0, 2 * Math.PI); ctx.fill();
+    DC.toPixel = function (x, y) { return [X(x), Y(y)]; };
+    DC.toData = function (px, py) {
+      return [lim[0][0] + (px - pad) / (w - pad - 8) * (lim[0][1] - lim[0][0]),
+              lim[1][0] + (h - pad - py) / (h - pad - 8) * (lim[1][1] - lim[1][0])];
+    };
+    DC.afterDraw.forEach(function (f) { f(ctx); });
   }
 
   // ------------------------------------------------------------------ actions
@@ -197,8 +208,20 @@
     }, function (err) { throw new Error("export failed: " + err.message); });
   }
 
+  // after a bulk action, an undo or a new class: every view is read again from the server
+  function refresh() {
+    return Promise.all([api("/api/state"), api("/api/queue")]).then(function (r) {
+      S.state = r[0]; S.queue = r[1];
+      renderProgress();
+      buildLabelControls(S.state.classes);
+      DC.onState.forEach(function (f) { f(S.state); });
+      return S.queue.length ? load(S.pos) : null;
+    });
+  }
+
   var RUN = {
     decide: saveDecision,
+    op: function (job) { return job.run(); },
     move: function (job) { return load(S.pos + job.step); },
     go: function (job) { return load(job.pos); },
     export: exportData
@@ -242,8 +265,12 @@
   function move(step) { enqueue({ kind: "move", step: step }); }
 
   function buildLabelControls(classes) {
-    var box = $("label-buttons");
+    var box = $("label-buttons"), sel0 = $("label-select");
+    box.textContent = "";
+    sel0.textContent = "";
     if (classes.length <= 20) {
+      sel0.hidden = true;
+      $("label-set").hidden = true;
       classes.forEach(function (name, k) {
         var b = el("button", null);
         b.type = "button";
@@ -258,7 +285,6 @@
       classes.forEach(function (name) { var o = el("option", name); o.value = name; sel.appendChild(o); });
       sel.hidden = false;
       $("label-set").hidden = false;
-      $("label-set").addEventListener("click", function () { decide("relabel", sel.value); });
     }
   }
 
@@ -283,13 +309,21 @@
   $("prev").addEventListener("click", function () { move(-1); });
   $("next").addEventListener("click", function () { move(1); });
   $("export").addEventListener("click", function () { enqueue({ kind: "export" }); });
+  $("label-set").addEventListener("click", function () { decide("relabel", $("label-select").value); });
   renderPending();
+
+  // what tools.js (proposals, merges, bulk actions, lasso) uses
+  var DC = window.DC = { S: S, api: api, post: post, el: el, message: message, enqueue: enqueue,
+                         refresh: refresh, describe: describe, onState: [], afterDraw: [],
+                         redraw: function () { if (S.current) drawMap(S.current); },
+                         toPixel: null, toData: null };
 
   // ------------------------------------------------------------------ start
   Promise.all([api("/api/state"), api("/api/queue"), api("/api/map")]).then(function (r) {
     S.state = r[0]; S.queue = r[1]; S.map = r[2];
     renderProgress();
     buildLabelControls(S.state.classes);
+    DC.onState.forEach(function (f) { f(S.state); });
     if (S.state.problems.length) {
       var n = $("notice");
       n.hidden = false;
