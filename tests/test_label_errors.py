@@ -58,7 +58,8 @@ def test_default_ranks_flags_and_suggests() -> None:
     assert suggested_label_accuracy(true, out["suggested_label"], flipped) > 0.9
     assert (out["suggested_label"] != dyn.labels).all()
     assert out["is_label_error"].sum() == out["info"]["n_estimated_errors"]
-    assert set(out) == {"label_error_score", "suggested_label", "is_label_error", "info"}
+    assert set(out) == {"label_error_score", "suggested_label", "is_label_error", "info", "probs"}
+    assert out["probs"].shape == (len(dyn.labels), dyn.n_classes)
     assert "confident learning" in out["info"]["calibration"]
 
 
@@ -362,3 +363,16 @@ def test_regions_option_is_deprecated_and_changes_nothing() -> None:
     assert got["info"] == want["info"]
     for key in ("label_error_score", "suggested_label", "is_label_error"):
         np.testing.assert_array_equal(got[key], want[key])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, float("nan")]), max_size=40),
+       st.integers(0, 45))
+def test_top_n_equals_a_stable_sort(values: list[float], n: int) -> None:
+    from datacarto.label_errors.flagging import top_n
+
+    scores = np.array(values, dtype=np.float64)
+    order = np.lexsort((np.arange(len(scores)), -scores))  # highest first, ties by row, NaN last
+    expected = np.zeros(len(scores), dtype=bool)
+    expected[order[:n]] = True
+    np.testing.assert_array_equal(top_n(scores, n), expected)

@@ -328,23 +328,26 @@ class MetricsState:
                              "added; add every chunk first.")
         r = self._arrays
         conf, var = r["confidence"], r["variability"]
-        r["missing_class_score"] = self._missing_class_score(r)
         stats = {k: r.pop(k) for k in ("probs", "suggested_label", "vote_majority") if k in r}
         flags = le.finish(self.plan.detector, stats, r["label"], conf, var, ids=r["id"])
+        probs = flags.pop("probs", None)  # the deprecated legacy method keeps its own
+        if probs is None:
+            probs = stats.get("probs")
         del stats
+        r["missing_class_score"] = self._missing_class_score(probs, r)
+        del probs
         region = region_codes(conf, var, **self.options.regions.as_kwargs())
         return _assemble_frame(r, region, flags, self.classes, self.epochs)
 
-    def _missing_class_score(self, r: dict[str, np.ndarray]) -> np.ndarray:
-        """The ``missing_class_score`` column (:mod:`datacarto.classes.score`): it reads the
-        detector's probabilities of every row (held-out ones are matched by id), so it is made
-        here and not per chunk; NaN without stored logits."""
-        from .classes.score import _missing_class_score, detector_probs
+    def _missing_class_score(self, probs: np.ndarray | None,
+                             r: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``missing_class_score`` column (:mod:`datacarto.classes.score`) from the
+        probabilities the label-error detector read (``probs``: in-sample mixed with held-out,
+        made once in :func:`datacarto.label_errors.finish`); NaN without stored logits."""
+        from .classes.score import _missing_class_score
 
-        if "entropy" not in r or "probs" not in r:
+        if "entropy" not in r or probs is None:
             return np.full(self.n, np.nan)
-        probs = detector_probs(self.plan.detector, r["probs"], r["label"], r["id"])
-        assert probs is not None
         return _missing_class_score(probs, r["entropy"])
 
 

@@ -24,16 +24,18 @@ import numpy as np
 from .._validation import check_float_array
 from ..errors import InputError
 
-__all__ = ["detector_probs", "missing_class_score", "normalized_entropy"]
+__all__ = ["missing_class_score", "normalized_entropy"]
 
 
 def normalized_entropy(probs: np.ndarray) -> np.ndarray:
     """``-sum_k p_k log p_k / log K`` per row of (n, K) probabilities (0 log 0 = 0), float64."""
-    p = np.asarray(probs, dtype=np.float64)
-    k = p.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return np.clip(-terms.sum(axis=1) / np.log(k), 0.0, 1.0)
+    # classes on the first axis: the sum over them is element-wise on contiguous rows;
+    # p = 0 meets log(tiny), a finite number, so its term is 0 (no 0 * -inf)
+    p = np.ascontiguousarray(np.asarray(probs, dtype=np.float64).T)
+    terms = np.maximum(p, np.finfo(np.float64).tiny)
+    np.log(terms, out=terms)
+    terms *= p
+    return np.clip(-np.add.reduce(terms, axis=0) / np.log(p.shape[0]), 0.0, 1.0)
 
 
 def missing_class_score(probs: Any, mean_entropy: Any, /) -> np.ndarray:
@@ -66,20 +68,3 @@ def _missing_class_score(p: np.ndarray, mean_entropy: np.ndarray) -> np.ndarray:
     inside = np.clip(mean_entropy / np.log(p.shape[1]), 0.0, 1.0)  # NaN stays NaN
     return np.sqrt(normalized_entropy(p) * inside)
 
-
-def detector_probs(plan: Any, probs: np.ndarray | None, labels: np.ndarray,
-                   ids: np.ndarray) -> np.ndarray | None:
-    """``P_i`` as the label-error detector reads it (docs/contract.md §4).
-
-    ``plan`` is the detector's :class:`~datacarto.label_errors.DetectionPlan`; ``probs`` the
-    window-averaged in-sample probabilities of every row (None when the run gives none). With the
-    run's held-out logits, the mix of :func:`datacarto.label_errors.noise_model.mix_heldout`.
-    """
-    from ..label_errors.noise_model import heldout_probs, mix_heldout
-
-    if probs is None:
-        return None
-    if plan.heldout is None:
-        return probs
-    held = heldout_probs(plan.heldout, plan.window, ids)
-    return mix_heldout(probs, held, labels)[0]

@@ -209,7 +209,7 @@ def finish(plan: DetectionPlan, stats: dict[str, np.ndarray], labels: np.ndarray
     unavailable = [] if plan.logits else list(_UNAVAILABLE_LOGITS)
     info = Info(plan.window, model.n_errors, calibration, unavailable, fit)
     return {"label_error_score": score, "suggested_label": suggested,
-            "is_label_error": flagged, "info": info.as_dict()}
+            "is_label_error": flagged, "info": info.as_dict(), "probs": probs}
 
 
 def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | None = None,
@@ -255,9 +255,11 @@ def detect_label_errors(dynamics: TrainingDynamics, *, confidence: np.ndarray | 
     -------
     dict
         ``label_error_score`` (N,) float in [0, 1], ``suggested_label`` (N,) int64,
-        ``is_label_error`` (N,) bool, and ``info`` (plain, JSON-serialisable types): fit,
-        window, memorisation, memorisation_epoch, window_source, message,
-        n_estimated_errors, calibration, unavailable.
+        ``is_label_error`` (N,) bool, ``probs`` (N, K) float64 (the probabilities ``P_i``
+        the noise model read; absent for the deprecated ``"confident_learning"``), and
+        ``info`` (plain, JSON-serialisable types): fit, window, memorisation,
+        memorisation_epoch, window_source, message, n_estimated_errors, calibration,
+        unavailable.
     """
     method, _ = check_options(method=method, threshold=threshold)
     auto = method != legacy.METHOD and isinstance(window, str) and window == "auto"

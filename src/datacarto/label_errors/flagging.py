@@ -24,9 +24,17 @@ FIT_Z = 3.0
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:
     """Boolean mask of the n highest scores; ties go to the earlier row (ascending id)."""
     flagged = np.zeros(len(scores), dtype=bool)
+    valid = ~np.isnan(scores)
+    if n >= int(valid.sum()):  # every score, then NaN rows in row order (as a sort puts them)
+        flagged[valid] = True
+        flagged[np.flatnonzero(~valid)[:n - int(valid.sum())]] = True
+        return flagged
     if n > 0:
-        order = np.lexsort((np.arange(len(scores)), -scores))
-        flagged[order[:n]] = True
+        # O(N): the n-th highest score, every score above it, the earliest rows equal to it
+        cut = -np.partition(-scores[valid], n - 1)[n - 1]
+        above = scores > cut
+        flagged[above] = True
+        flagged[np.flatnonzero(scores == cut)[:n - int(above.sum())]] = True
     return flagged
 
 

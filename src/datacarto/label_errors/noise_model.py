@@ -123,8 +123,8 @@ class NoiseModel:
         above = probs >= thresholds[None, :]
         confident = np.where(above, probs, -np.inf).argmax(axis=1)
         has = above.any(axis=1)
-        raw = np.zeros((k, k))
-        np.add.at(raw, (labels[has], confident[has]), 1.0)
+        raw = np.bincount(labels[has] * k + confident[has], minlength=k * k
+                          ).reshape(k, k).astype(np.float64)
         row = raw.sum(axis=1, keepdims=True)
         joint = np.where(row > 0, raw / np.where(row > 0, row, 1.0), np.eye(k)) * counts[:, None]
         off = ~np.eye(k, dtype=bool)
