@@ -65,6 +65,9 @@ benchmarks: install-test benchmark-data
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/defaults.py
 	$(BIN)/python benchmarks/stability.py
+	$(BIN)/python benchmarks/classes.py
+	$(BIN)/python benchmarks/cleaning.py
+	$(BIN)/python benchmarks/selection.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
