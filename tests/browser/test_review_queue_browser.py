@@ -76,8 +76,10 @@ def test_twenty_fast_keys_are_all_saved_in_order(fresh, page, watch_page) -> Non
         open_review(page, srv)
         for key in KEYS:
             page.keyboard.press(key)  # no waiting between keys
-        pending = page.text_content("#pending")
-        shown = int(page.get_attribute("body", "data-pending"))
+        # both read in one step: the page updates them together, between two reads it may not
+        pending, shown_text = page.evaluate(
+            "() => [document.querySelector('#pending').textContent, document.body.dataset.pending]")
+        shown = int(shown_text)
         assert shown >= 2 and pending == f"{shown} decisions saving\u2026"
         page.wait_for_selector("body[data-pending='0'][data-busy='0']", timeout=30_000)
         assert page.text_content("#pending") == ""
