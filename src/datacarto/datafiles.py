@@ -44,8 +44,14 @@ _PANDAS_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"
 _COMPRESSIONS = tuple(_PANDAS_COMPRESSION)
 
 
-def data_format(path: str | os.PathLike[str]) -> Literal["csv", "tsv", "jsonl", "parquet"]:
-    """The format of ``path`` from its extension, or an InputError listing the supported ones."""
+def data_format(path: str | os.PathLike[str]) -> Literal["csv", "tsv", "jsonl", "parquet", "hf"]:
+    """The format of ``path`` from its extension, or an InputError listing the supported ones;
+    ``"hf"`` for a Hugging Face ``save_to_disk`` directory
+    (:mod:`datacarto.integrations.hf_datasets`)."""
+    from .integrations.hf_datasets import dataset_kind
+
+    if dataset_kind(path) is not None:
+        return "hf"
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] in _COMPRESSIONS:
         suffixes = suffixes[:-1]
@@ -54,6 +60,15 @@ def data_format(path: str | os.PathLike[str]) -> Literal["csv", "tsv", "jsonl", 
         raise InputError(f"{path}: unsupported file type; use .csv, .tsv, .jsonl or .parquet "
                          "(optionally .gz/.bz2 compressed).")
     return fmt  # type: ignore[return-value]
+
+
+def copy_format(out: str | os.PathLike[str], source_fmt: str) -> str:
+    """The format of a copy written to ``out`` of a ``source_fmt`` input: a name without a data
+    extension is a dataset directory when the input is one, else :func:`data_format`."""
+    suffixes = [s.lower() for s in Path(out).suffixes]
+    if source_fmt == "hf" and not (set(suffixes) & (set(_EXTENSIONS) | set(_COMPRESSIONS))):
+        return "hf"
+    return data_format(out)
 
 
 def _check_readable(path: Path) -> None:
@@ -73,6 +88,10 @@ def read_data(path: str | os.PathLike[str], *,
     """
     path = Path(path)
     fmt = data_format(path)
+    if fmt == "hf":
+        from .integrations.hf_datasets import read_dataset
+
+        return read_dataset(path)[0]
     _check_readable(path)
     as_text = [c for c in text_columns if c is not None]
     with _read_errors(path, fmt):
@@ -285,13 +304,18 @@ class DataTable:
     header: str | None = None  # CSV/TSV: the header record as in the file
     records: list[str] | None = None  # CSV/TSV/JSONL: each row's text, blank lines after it kept
     preamble: str = ""  # blank lines before the first record
-    arrow: Any = None  # Parquet: the pyarrow Table
+    arrow: Any = None  # Parquet: the pyarrow Table; a saved dataset: the datasets.Dataset
 
 
 def read_table(path: str | os.PathLike[str]) -> DataTable:
     """Read a data file for copying and showing its rows (see :class:`DataTable`)."""
     path = Path(path)
     fmt = data_format(path)
+    if fmt == "hf":
+        from .integrations.hf_datasets import read_dataset
+
+        frame, dataset = read_dataset(path)
+        return DataTable(path, fmt, frame, arrow=dataset)
     _check_readable(path)
     with _read_errors(path, fmt):
         if fmt == "parquet":
@@ -490,7 +514,13 @@ def write_rows(table: DataTable, rows: Iterable[int], out: str | os.PathLike[str
     out = Path(out)
     rows = [int(r) for r in rows]
     changes = changes or {}
-    fmt = data_format(out)
+    fmt = copy_format(out, table.fmt)
+    if fmt == "hf" == table.fmt:
+        from .integrations import hf_datasets
+
+        hf_datasets.check_output(out, table.path)
+        hf_datasets.write_rows(table.path, rows, out, changes)
+        return
     if fmt != table.fmt or (table.records is None and table.arrow is None):
         frame = table.frame.iloc[rows].copy()
         wanted = set(rows)

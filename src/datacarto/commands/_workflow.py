@@ -66,7 +66,13 @@ def run_file(path: str | os.PathLike[str], options: RunOptions, out: str | os.Pa
 
     A label column with more classes than ``datafiles.MAX_CLASS_SHARE`` of the rows is refused
     unless ``allow_many_classes``. ``image_shape`` and ``axes`` as for :func:`execute`.
+    ``path`` may also be a ``datasets.Dataset``: it is saved beside the run as ``OUT.dataset``
+    (:func:`datacarto.integrations.hf_datasets.save_beside`) and read from there.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        from ..integrations.hf_datasets import save_beside
+
+        path = save_beside(path, out)
     frame = read_data(path, text_columns=[options.id_column])  # ids as written: 00001, 01 != 1
     options, guessed = infer_columns(frame, options, source=str(path))
     if any(g.startswith("--id-column") for g in guessed):

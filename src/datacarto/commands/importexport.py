@@ -1,4 +1,5 @@
-"""``datacarto import allenai DIR --out RUN`` and ``datacarto export allenai RUN DIR``.
+"""``datacarto import allenai DIR --out RUN`` and ``datacarto export allenai RUN DIR``;
+``datacarto export labelstudio`` / ``import labelstudio`` (:mod:`._labelstudio`).
 
 Each of ``import`` / ``export`` takes the format as a nested subcommand, so other formats can
 be added beside ``allenai`` without changing the existing commands.
@@ -12,6 +13,8 @@ import warnings
 
 from .._paths import check_output_dir
 from ._common import info, note_incomplete, recorded_data
+from ._labelstudio import (add_export_parser, add_import_parser, export_labelstudio,
+                           import_labelstudio)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--classes", metavar="A,B,...",
                    help="comma-separated class names for indices 0..K-1 (default 0..K-1)")
     a.set_defaults(func=execute, action="import-allenai")
+    add_import_parser(formats, execute)
 
     exp = subparsers.add_parser(
         "export", help="write a run in another tool's format",
@@ -46,10 +50,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--include-ci", action="store_true",
                    help="Active-Bias variability in td_metrics.jsonl (allenai's --include_ci)")
     b.set_defaults(func=execute, action="export-allenai")
+    add_export_parser(formats, execute)
 
 
 def execute(args: argparse.Namespace) -> int:
     from ..interop.allenai import export_allenai, import_allenai
+
+    if args.action == "export-labelstudio":
+        return export_labelstudio(args)
+    if args.action == "import-labelstudio":
+        return import_labelstudio(args)
 
     if args.action == "import-allenai":
         check_output_dir(args.out)  # import itself refuses a directory that is not empty

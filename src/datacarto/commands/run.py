@@ -69,7 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "label errors (suspects.csv) to RUN. Every row gets metrics. Memorisation "
                     f"(training accuracy more than {MEMORISATION_GAP:.2f} ahead of held-out "
                     "accuracy) is shown per epoch.")
-    p.add_argument("data", metavar="DATA", help="data file: .csv, .tsv, .jsonl or .parquet")
+    p.add_argument("data", metavar="DATA", help="data file: .csv, .tsv, .jsonl or .parquet, or a "
+                   "Hugging Face dataset directory (save_to_disk)")
+    p.add_argument("--split", metavar="S",
+                   help="the split to use when DATA is a saved DatasetDict (e.g. train)")
     p.add_argument("--label-column", metavar="C",
                    help="column of given labels (default: a column named label, class, target, "
                         "y, category, sentiment, …)")
@@ -112,8 +115,11 @@ def execute(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     parse_image_shape(args.image_shape)  # a malformed shape fails before any work
     progress = Progress(quiet=args.quiet)
-    out = args.out if args.out is not None else default_out(args.data)
-    result = run_file(args.data, options, out, progress=progress,
+    from ..integrations.hf_datasets import resolve_split
+
+    data = resolve_split(args.data, getattr(args, "split", None))  # DIR/S for a DatasetDict
+    out = args.out if args.out is not None else default_out(data)
+    result = run_file(data, options, out, progress=progress,
                       allow_many_classes=args.allow_many_classes, image_shape=args.image_shape,
                       axes=args.axes)
     text = summarize(result, top=args.top)

@@ -20,7 +20,7 @@ import pandas as pd
 from .. import store
 from .._validation import check_fraction
 from .._datamatch import check_data_matches_run, check_fingerprint
-from ..datafiles import DataTable, data_format, example_ids, read_table, write_rows
+from ..datafiles import DataTable, copy_format, data_format, example_ids, read_table, write_rows
 from ..report.source import DEFAULT_LABEL_COLUMNS, DataChoice
 from ..errors import DatacartoError, InputError
 from ..regions import REGION_ORDER, REGIONS
@@ -117,9 +117,16 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _is_data_file(path: Path) -> bool:
+def _is_data_file(path: Path, run: Run | None = None) -> bool:
+    """Whether FILE gets the rows (a data file name, or any name without a data extension when
+    the run's recorded data is a saved dataset) rather than an id list."""
+    recorded = run.meta.source.path if run is not None and run.meta.source else None
     try:
-        data_format(path)
+        source_fmt = data_format(recorded) if recorded else ""
+    except DatacartoError:
+        source_fmt = ""
+    try:
+        copy_format(path, source_fmt)
     except DatacartoError:
         return False
     return True
@@ -128,7 +135,7 @@ def _is_data_file(path: Path) -> bool:
 def _rows_source(run: Run, args: argparse.Namespace, out: Path) -> DataChoice | None:
     """The data file to copy the selected rows from: ``--data`` or the recorded one when FILE
     is a data file (with its one ``data: ...`` line); None for an id list."""
-    if args.data is None and not (run.meta.source is not None and _is_data_file(out)):
+    if args.data is None and not (run.meta.source is not None and _is_data_file(out, run)):
         if args.id_column:
             raise InputError("datacarto select: --id-column needs --data DATA (or a run that "
                              "records its data file, and FILE ending in .csv/.tsv/.jsonl/.parquet).")
@@ -154,7 +161,7 @@ def execute(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if args.data:
         data_format(args.data)
-        data_format(out)  # the copy's format comes from FILE's extension
+        copy_format(out, data_format(args.data))  # the copy's format comes from FILE's extension
     guard_output(out, runs=[args.run], data=[args.data])
     guard_output(f"{out}.manifest.json", runs=[args.run], data=[args.data])
     choice = _rows_source(load(args.run), args, out)  # data problems fail before any work

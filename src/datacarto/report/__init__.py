@@ -6,6 +6,7 @@ plotly is imported only when a report is built, so importing this package stays 
 from __future__ import annotations
 
 from .html import build_report, write_report
+from .page import ReportPage
 from .source import DataSource, load_source, resolve_source
 
-__all__ = ["DataSource", "build_report", "load_source", "resolve_source", "write_report"]
+__all__ = ["DataSource", "ReportPage", "build_report", "load_source", "resolve_source", "write_report"]

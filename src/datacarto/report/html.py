@@ -48,6 +48,7 @@ from ..plot.datamap import (AXES, CORRECTNESS_COLORS, CORRECTNESS_EDGES, FIT_MAR
                             PAPER_LIMITS, REGION_TITLES, axis_limits)
 from ..regions import REGIONS
 from ..store import atomic_write_text
+from .page import ReportPage
 
 __all__ = ["DEFAULT_MAX_IMAGES", "DEFAULT_MAX_POINTS", "DEFAULT_SAMPLE_SIZE", "REQUIRED_COLUMNS",
            "build_report", "write_report"]
@@ -140,8 +141,9 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
                  sample_size: int = DEFAULT_SAMPLE_SIZE, text_chars: int = DEFAULT_TEXT_CHARS,
                  seed: int = 0, axes: str = "fit",
                  images: Callable[[Sequence[int]], Sequence[str | None]] | None = None,
-                 max_images: int = DEFAULT_MAX_IMAGES) -> str:
-    """The report page for one run's metrics, as an HTML string.
+                 max_images: int = DEFAULT_MAX_IMAGES) -> ReportPage:
+    """The report page for one run's metrics, as an HTML string (a :class:`ReportPage`, which a
+    Jupyter notebook displays inline).
 
     Parameters
     ----------
@@ -281,7 +283,8 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
              "CSS": _asset("report.css"), "JS": _asset("report.js"),
              "PLOTLYJS": plotly_offline.get_plotlyjs(), "DATA": script_json(payload)}
     # one pass over the template only, so text inside the data can never be substituted
-    return _PLACEHOLDER.sub(lambda m: parts[m.group(1)], _asset("template.html"))
+    # (a ReportPage: a str that a notebook displays inline)
+    return ReportPage(_PLACEHOLDER.sub(lambda m: parts[m.group(1)], _asset("template.html")))
 
 
 def write_report(metrics: pd.DataFrame, out: str | os.PathLike[str], **options: Any) -> Path:

@@ -75,7 +75,7 @@ def _locate(recorded: str, run_dir: Path) -> Path | None:
     """A recorded data path, as given (absolute or from the working directory) or beside the run."""
     path = Path(recorded)
     for candidate in (path, run_dir / path, run_dir.parent / path):
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_dir():  # a saved dataset is a directory
             return candidate
     return None
 

@@ -1,7 +1,7 @@
 """Export a corrected copy of the user's dataset from the review decisions.
 
-The copy has the data file's own format (CSV, TSV, JSONL or Parquet) and every column of the
-original, in the original row order; for each id's latest decision:
+The copy has the data file's own format (CSV, TSV, JSONL, Parquet, or a Hugging Face
+``save_to_disk`` directory with the dataset's features) and every column of the original, in the original row order; for each id's latest decision:
 
 ========  ===============================================================
 accept    the label becomes the suggested label
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .._paths import check_output_path
-from ..datafiles import data_format, write_data, write_rows
+from ..datafiles import copy_format, data_format, write_data, write_rows
 from ..errors import InputError, SchemaError
 from ..report.source import LoadedData
 from ..store import atomic_write
@@ -218,9 +218,11 @@ def export_corrected(data: LoadedData, decisions: Mapping[str, Mapping[str, Any]
     if _same_file(out, src.path):
         raise InputError(f"{out}: this is the data file itself; the original is never modified. "
                          "Choose another output path.")
-    check_output_path(out, inputs=[src.path], option="--export")
+    source_fmt = data_format(src.path)
+    if copy_format(out, source_fmt) != "hf":  # a saved dataset is a directory, checked on writing
+        check_output_path(out, inputs=[src.path], option="--export")
     check_output_path(changes_path(out), inputs=[src.path], option="--export")
-    if data_format(out) != data_format(src.path):
+    if copy_format(out, source_fmt) != source_fmt:
         raise InputError(f"{out}: the corrected copy keeps the data file's format "
                          f"({data_format(src.path)}); got a .{data_format(out)} name. Use an output "
                          f"name ending in the data file's extension.")

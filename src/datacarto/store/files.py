@@ -58,11 +58,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def fingerprint_file(path: str | os.PathLike[str]) -> str:
-    """``sha256:<hex>`` of a file's bytes, recorded in run.json to tie a run to its data."""
+    """``sha256:<hex>`` of a file's bytes, recorded in run.json to tie a run to its data.
+
+    A directory (a saved Hugging Face dataset) hashes its files' relative names and bytes in
+    name order, leaving out the ``cache-*`` files that ``datasets`` may add later.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    root = Path(path)
+    files = ([root] if not root.is_dir() else
+             sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("cache-")))
+    for f in files:
+        if f != root:
+            digest.update(f.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return f"sha256:{digest.hexdigest()}"
 
 
