@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _browser_helpers():  # noqa: ANN202 - the conftest module
+    if str(ROOT / "tests") not in sys.path:  # it imports the shared test builders
+        sys.path.insert(0, str(ROOT / "tests"))
     spec = importlib.util.spec_from_file_location("_browser_conftest", ROOT / "tests/browser/conftest.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
