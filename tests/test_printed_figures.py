@@ -3,6 +3,8 @@ memorisation epoch, the flag count and the detector notes."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from hypothesis import given
@@ -57,6 +59,10 @@ def test_metrics_prints_the_memorisation_epoch_of_the_recorded_curve(capsys, tmp
     assert memorisation_line(3) in flag_out.splitlines()
     window = next(line for line in out.splitlines() if line.startswith("label errors:"))
     assert "peaks at epoch 3 (0.720)" in window and "from epoch" not in window
+    # the report's notes are the same lines, memorisation included
+    code, _, _ = run_cli(capsys, "report", run, "-o", tmp_path / "report.html", "-q")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert code == 0 and json.dumps(memorisation_line(3))[1:-1] in page and window[:40] in page
 
 
 def test_no_memorisation_line_without_a_heldout_curve():

@@ -10,8 +10,8 @@ from ..report.html import (DEFAULT_MAX_IMAGES, DEFAULT_MAX_POINTS, DEFAULT_SAMPL
                            DEFAULT_TEXT_CHARS, write_report)
 from ..report.source import load_source
 from ..thumbnails import images_of, parse_image_shape
-from ._common import (add_metric_options, data_choice, default_output, guard_output, info,
-                      run_metrics)
+from ._common import (add_metric_options, data_choice, default_output, detector_notes,
+                      guard_output, info, run_metrics)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +81,7 @@ def execute(args: argparse.Namespace) -> int:
                  title=args.title or f"datacarto report: {run.path.resolve().name}",
                  epochs=n_epochs, max_points=args.max_points, sample_size=args.sample_size,
                  text_chars=args.text_chars, seed=args.seed, axes=args.axes, images=images,
-                 max_images=args.max_images)
+                 max_images=args.max_images, notes=detector_notes(metrics, run))
     size = out.stat().st_size / 1e6
     mode = "every point" if len(metrics) <= args.max_points else "density + sampled hover layer"
     info(f"datacarto report: wrote {out} ({len(metrics)} examples, {mode}, {size:.1f} MB, "

@@ -141,7 +141,8 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
                  sample_size: int = DEFAULT_SAMPLE_SIZE, text_chars: int = DEFAULT_TEXT_CHARS,
                  seed: int = 0, axes: str = "fit",
                  images: Callable[[Sequence[int]], Sequence[str | None]] | None = None,
-                 max_images: int = DEFAULT_MAX_IMAGES) -> ReportPage:
+                 max_images: int = DEFAULT_MAX_IMAGES,
+                 notes: Sequence[str] | None = None) -> ReportPage:
     """The report page for one run's metrics, as an HTML string (a :class:`ReportPage`, which a
     Jupyter notebook displays inline).
 
@@ -170,6 +171,10 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         a ``data:`` URI (or ``None``) for each, e.g. from :class:`datacarto.thumbnails.ImageSource`.
     max_images : int
         At most this many pictures: the hover points with the highest ``label_error_score``.
+    notes : sequence of str, optional
+        The lines under the title; default: the label-error detector's notes
+        (:func:`datacarto.label_errors.notes`). ``datacarto report`` adds the run's
+        memorisation line, as ``metrics`` and ``flag`` print it.
 
     Returns
     -------
@@ -271,8 +276,10 @@ def build_report(metrics: pd.DataFrame, *, classes: Sequence[str],
         "sample": {"size": len(hover), "seed": seed, "suspects": n_top} if dense else None,
         "points": points, "full": full, "summary": summary, "suspects_total": int(flag.sum()),
         "duplicates_total": 0 if reason is None else int(((reason != "") & ~flag).sum()),
-        # fit check, epoch window, calibration: the same lines `datacarto flag` prints
-        "notes": label_error_notes(metrics.attrs.get("label_errors") or {}),
+        # fit check, epoch window, calibration (and, from `datacarto report`, memorisation):
+        # the same lines `datacarto flag` prints
+        "notes": list(notes) if notes is not None else
+        label_error_notes(metrics.attrs.get("label_errors") or {}),
         "images": {"shown": n_images, "capped": images is not None and len(hover) > max_images},
         # the first view, and the rule of "fit to data" for the page's own fits
         "axes": {"initial": axes, "limits": [list(v) for v in axis_limits(var, conf, axes)],
