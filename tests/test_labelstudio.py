@@ -91,6 +91,26 @@ def test_pixel_data_becomes_image_tasks(tmp_path: Path, capsys: pytest.CaptureFi
     assert '<Image name="image" value="$image"/>' in (tmp_path / "t.config.xml").read_text()
 
 
+def test_an_imported_export_is_one_bulk_action_that_can_be_undone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_run(tmp_path / "run", n=60)
+    dyn = load(run).dynamics(logits=False)
+    given = {int(i): CLASSES[int(y)] for i, y in zip(dyn.ids, dyn.labels)}
+    other = next(c for c in CLASSES if c != given[3])
+    export = [{"id": 1, "data": {"datacarto_id": 3}, "annotations": [_annotation(1, other, "x")]},
+              {"id": 2, "data": {"datacarto_id": 4}, "annotations": [_annotation(2, given[4], "x")]}]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    code, out, err = run_cli(capsys, "import", "labelstudio", tmp_path / "export.json", run)
+    assert code == 0 and "2 new" in out, err
+    log = DecisionLog(run / REVIEW_DIR / LOG_NAME).load()
+    (group,) = log.groups.values()  # what the review page lists under "Bulk actions done"
+    assert (group["source"], group["rows"], group["undone"]) == ("labelstudio", 2, None)
+    assert log.latest["3"]["new_label"] == other
+    log.undo(group["group"])
+    again = DecisionLog(run / REVIEW_DIR / LOG_NAME).load()
+    assert "3" not in again.latest and "4" not in again.latest
+
+
 # ------------------------------------------------------------------------ the real server
 def _free_port() -> int:
     with socket.socket() as s:
