@@ -102,6 +102,26 @@ def data_choice(run: Run, args: argparse.Namespace) -> DataChoice:
                        label_column=getattr(args, "label_column", None))
 
 
+def add_data_options(p: argparse.ArgumentParser, *, purpose: str, text: bool = True,
+                     label: bool = False) -> None:
+    """``--data`` (``purpose``: what the command reads it for), ``--id-column`` and, where the
+    command has them, ``--text-column`` and ``--label-column``: each defaults to what
+    ``datacarto run`` recorded, then to common names (:func:`data_choice`)."""
+    p.add_argument("--data", metavar="DATA",
+                   help=f"{purpose} (default: the one `datacarto run` recorded)")
+    if text:
+        p.add_argument("--text-column", metavar="T",
+                       help="DATA's text column (default: the recorded one, else text, sentence "
+                            "or content)")
+    p.add_argument("--id-column", metavar="I",
+                   help="DATA's id column (default: the recorded one, else ids are 0-based row "
+                        "numbers)")
+    if label:
+        p.add_argument("--label-column", metavar="L",
+                       help="DATA's label column (default: the recorded one, else label, labels "
+                            "or target)")
+
+
 def flagged_line(metrics: pd.DataFrame) -> str:
     """How many examples are flagged, e.g. ``Flagged as likely label errors: 12 (1.2%)``."""
     n, flagged = len(metrics), int(metrics["is_label_error"].sum())

@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import InputError
 from ..labelstudio import Client, decisions_from_export, label_config, tasks_for
 from ..store import atomic_write_text
-from ._common import data_choice, guard_output, info
+from ._common import add_data_options, data_choice, guard_output, info
 
 SOURCE = "labelstudio"
 
@@ -28,9 +28,7 @@ def add_export_parser(formats: argparse._SubParsersAction, execute: Any) -> None
                     "with --url and --token, also create a project and import the tasks.")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="tasks file (.json)")
-    p.add_argument("--data", metavar="DATA", help="the data file (default: the one the run records)")
-    p.add_argument("--text-column", metavar="T", help="column holding the example text")
-    p.add_argument("--id-column", metavar="I", help="column holding the example ids")
+    add_data_options(p, purpose="the data file, for each task's text or picture")
     p.add_argument("--top", type=int, metavar="N", help="only the N most suspicious")
     p.add_argument("--region", choices=("easy", "ambiguous", "hard"),
                    help="the examples of this region (ranked as select does) instead of the suspects")

@@ -11,7 +11,8 @@ import argparse
 import datetime as _dt
 
 from ..errors import InputError
-from ._common import add_metric_options, data_choice, guard_output, info, run_metrics
+from ._common import (add_data_options, add_metric_options, data_choice, guard_output, info,
+                      run_metrics)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,11 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--drop-region", action="append", choices=("hard", "ambiguous"), default=[],
                    metavar="REGION", help="also drop every row of this data-map region (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the counts; write nothing")
-    p.add_argument("--data", metavar="DATA",
-                   help="the data file the run was trained on (default: the one `datacarto run` recorded)")
-    p.add_argument("--text-column", metavar="T", help="column holding the example text (default: text)")
-    p.add_argument("--id-column", metavar="I", help="column holding the example ids (default: row numbers)")
-    p.add_argument("--label-column", metavar="L", help="column holding the labels (default: label)")
+    add_data_options(p, purpose="the data file the run was trained on", label=True)
     add_metric_options(p)
     p.set_defaults(func=execute)
 

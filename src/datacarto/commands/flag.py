@@ -30,8 +30,8 @@ from ..evidence import describe_evidence
 from ..report.source import DEFAULT_TEXT_COLUMNS, DataChoice, DataSource
 from ..run import Run
 from ..thumbnails import image_shape, parse_image_shape, pixel_columns
-from ._common import (add_metric_options, data_choice, default_output, detector_notes,
-                      guard_output, info, run_metrics)
+from ._common import (add_data_options, add_metric_options, data_choice, default_output,
+                      detector_notes, guard_output, info, run_metrics)
 from ._summary import describe_features
 from .select import load_data_for_run
 
@@ -53,15 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="table: .csv (default RUN/flags.csv), .tsv, .jsonl or .parquet")
     p.add_argument("--all", action="store_true", help="include every example, not only suspects")
-    p.add_argument("--data", metavar="DATA",
-                   help="data file to take each example's text from (default: the one "
-                        "`datacarto run` recorded)")
-    p.add_argument("--text-column", metavar="T",
-                   help="DATA's column to show beside each example (default: the recorded one, "
-                        "else text, sentence or content)")
-    p.add_argument("--id-column", metavar="I",
-                   help="DATA's id column (default: the recorded one, else ids are 0-based row "
-                        "numbers)")
+    add_data_options(p, purpose="the data file to take each example's text from")
     p.add_argument("--image-shape", metavar="H,W",
                    help="the feature columns are the pixels of an H x W image (default: guessed "
                         "from column names such as px_0..px_783); the preview then shows "

@@ -10,8 +10,8 @@ from ..report.html import (DEFAULT_MAX_IMAGES, DEFAULT_MAX_POINTS, DEFAULT_SAMPL
                            DEFAULT_TEXT_CHARS, write_report)
 from ..report.source import load_source
 from ..thumbnails import images_of, parse_image_shape
-from ._common import (add_metric_options, data_choice, default_output, detector_notes,
-                      guard_output, info, run_metrics)
+from ._common import (add_data_options, add_metric_options, data_choice, default_output,
+                      detector_notes, guard_output, info, run_metrics)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,10 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "filters, marginal histograms, a per-class summary and a table of suspects.")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: RUN/report.html)")
-    p.add_argument("--data", metavar="DATA",
-                   help="the data file, for example text (default: the one `datacarto run` recorded)")
-    p.add_argument("--text-column", metavar="T", help="column holding the example text (default: text)")
-    p.add_argument("--id-column", metavar="I", help="column holding the example ids (default: row numbers)")
+    add_data_options(p, purpose="the data file, for each example's text or picture")
     p.add_argument("--title", help="page title (default: the run directory's name)")
     p.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS, metavar="N",
                    help=f"draw every point up to N examples, beyond that a density layer plus a "

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from ..errors import InputError
-from ._common import add_metric_options, data_choice, guard_output, info, run_metrics
+from ._common import (add_data_options, add_metric_options, data_choice, guard_output, info,
+                      run_metrics)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,11 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "RUN/review/decisions.jsonl. With --export, write a corrected copy of the data "
                     "file instead (the original is never modified).")
     p.add_argument("run", metavar="RUN", help="run directory")
-    p.add_argument("--data", metavar="DATA",
-                   help="the data file the run was trained on (default: the one `datacarto run` recorded)")
-    p.add_argument("--text-column", metavar="T", help="column holding the example text (default: text)")
-    p.add_argument("--id-column", metavar="I", help="column holding the example ids (default: row numbers)")
-    p.add_argument("--label-column", metavar="L", help="column holding the labels (default: label)")
+    add_data_options(p, purpose="the data file the run was trained on", label=True)
     p.add_argument("--image-shape", metavar="H,W",
                    help="the feature columns are the pixels of an H x W image (default: guessed from "
                         "column names such as px_0..px_783); the page then shows each example's picture")

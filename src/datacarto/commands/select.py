@@ -26,7 +26,8 @@ from ..errors import DatacartoError, InputError
 from ..regions import REGION_ORDER, REGIONS
 from ..run import Run, load
 from ..select import select, selection_manifest
-from ._common import add_metric_options, data_choice, guard_output, info, run_metrics
+from ._common import (add_data_options, add_metric_options, data_choice, guard_output, info,
+                      run_metrics)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,12 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--count", type=int, metavar="N", help="select N examples")
     p.add_argument("--stratify", action="store_true",
                    help="keep the class proportions (largest-remainder allocation)")
-    p.add_argument("--data", metavar="DATA",
-                   help="the data file (.csv/.tsv/.jsonl/.parquet) to copy the selected rows from "
-                        "(default: the one `datacarto run` recorded)")
-    p.add_argument("--id-column", metavar="I",
-                   help="DATA's id column (default: the recorded one, else ids are 0-based row "
-                        "numbers)")
+    add_data_options(p, purpose="the data file (.csv/.tsv/.jsonl/.parquet or a saved dataset) "
+                                "to copy the selected rows from", text=False)
     p.add_argument("-o", "--output", metavar="FILE", required=True,
                    help="the selected rows of the data file when FILE ends in .csv, .tsv, .jsonl "
                         "or .parquet and there is one; else an id list (e.g. ids.txt)")
