@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .probability import logsumexp
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,8 @@ def derive_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.n
     """
     z = logits.astype(np.float64, copy=False)
     rows = np.arange(z.shape[0])
-    zmax = z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0]
     gold = z[rows, labels]
-    log_p = gold - log_norm
+    log_p = gold - logsumexp(z, axis=1)
     other = z.copy()
     other[rows, labels] = -np.inf
     runner_up = other.argmax(axis=1)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
-from ..probability import softmax
+from ..label_errors import epoch_averaged_probs
 
 __all__ = ["HELDOUT", "MAP", "TRAINING", "neighbour_space", "nearest"]
 
@@ -51,7 +51,7 @@ def neighbour_space(run_dir: str | os.PathLike[str], ids: Sequence[object]) -> t
     run_dir = Path(run_dir)
     held = store.read_heldout(run_dir)
     if held is not None and held.logits.size:
-        probs = softmax(held.logits.astype(np.float64), axis=-1).mean(axis=0)
+        probs = epoch_averaged_probs(np.swapaxes(held.logits, 0, 1))
         out = _aligned(held.ids, probs, ids)
         if out is not None:
             return out.astype(np.float32), HELDOUT
@@ -59,7 +59,7 @@ def neighbour_space(run_dir: str | os.PathLike[str], ids: Sequence[object]) -> t
 
     dyn = load(run_dir).dynamics(logits=True)
     if dyn.logits is not None and dyn.logits.size:
-        probs = softmax(dyn.logits.astype(np.float64), axis=-1).mean(axis=1)
+        probs = epoch_averaged_probs(dyn.logits)
         out = _aligned(dyn.ids, probs, ids)
         if out is not None:
             return out.astype(np.float32), TRAINING
